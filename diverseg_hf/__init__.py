@@ -1,0 +1,26 @@
+"""diverseg_hf: build DiverSeg-style super-resolution training sets with the Hugging Face stack.
+
+Example:
+    >>> import numpy as np, diverseg_hf
+    >>> diverseg_hf.blockiness(np.zeros((64, 64), np.uint8))  # flat: undefined
+    nan
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .blockiness import BlockinessResult, blockiness, blockiness_batch, iter_blockiness, score_image
+from .errors import DiversegError, ImageError, MissingExtraError
+
+__all__ = [
+    "BlockinessResult",
+    "DiversegError",
+    "ImageError",
+    "MissingExtraError",
+    "__version__",
+    "blockiness",
+    "blockiness_batch",
+    "iter_blockiness",
+    "score_image",
+]

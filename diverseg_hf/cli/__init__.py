@@ -1,0 +1,51 @@
+"""The ``diverseg`` command: parses arguments and calls the public API; no logic lives here.
+
+Each subcommand is a module of this package with ``register(subparsers)``, which adds its parser
+and sets ``func(args) -> int`` as the default.
+
+Example:
+    >>> main(["--version"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .. import __version__
+from ..errors import DiversegError
+
+#: Subcommand modules, in the order ``diverseg --help`` lists them.
+COMMANDS = ["blockiness", "quality", "calibrate"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="diverseg",
+        description="Build DiverSeg-style super-resolution training sets: score, select, publish.",
+    )
+    parser.add_argument("--version", action="version", version=f"diverseg-hf {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except DiversegError as exc:
+        print(f"diverseg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"diverseg {args.command}: interrupted", file=sys.stderr)
+        return 130

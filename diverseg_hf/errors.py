@@ -1,0 +1,52 @@
+"""Exceptions of diverseg_hf: misuse raises, per-image problems become recorded reasons.
+
+Example:
+    >>> from diverseg_hf.errors import ImageError
+    >>> ImageError("truncated", "image file is truncated").reason
+    'truncated: image file is truncated'
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+
+class DiversegError(Exception):
+    """Misuse or an unusable environment: bad arguments, missing files, missing extras."""
+
+
+class ImageError(DiversegError):
+    """One image cannot be scored; ``reason`` is the short text recorded in an ``error`` column.
+
+    ``kind`` is a stable slug ("corrupt", "truncated", "too-large", "unsupported", "empty") so that
+    summaries can count errors by kind.
+    """
+
+    def __init__(self, kind: str, detail: str = ""):
+        self.kind = kind
+        self.detail = detail
+        super().__init__(self.reason)
+
+    @property
+    def reason(self) -> str:
+        return f"{self.kind}: {self.detail}" if self.detail else self.kind
+
+
+class MissingExtraError(DiversegError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import an optional dependency or raise an error naming the extra that provides it.
+
+    Example:
+        >>> require("json", "dev").__name__
+        'json'
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"{module} is needed here but is not installed: pip install \"diverseg-hf[{extra}]\""
+        ) from exc

@@ -1,0 +1,115 @@
+"""Generated awkward images for tests: every file the decode path must read right or refuse.
+
+Example:
+    >>> import tempfile
+    >>> sorted(write_zoo(tempfile.mkdtemp()))[:2]
+    ['bomb_header', 'cmyk_jpeg']
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+#: name -> (file name, True if a valid image that must be scored, False if it must be an error)
+VALID = {
+    "rgb_png": "rgb.png",
+    "cmyk_jpeg": "cmyk.jpg",
+    "gray16_png": "gray16.png",
+    "rgb16_png": "rgb16.png",
+    "palette_png": "palette.png",
+    "rgba_png": "rgba.png",
+    "exif_rotated_jpeg": "rotated.jpg",
+    "gray_jpeg": "gray.jpg",
+    "webp": "photo.webp",
+    "tiny_1px": "one.png",
+    "flat_png": "flat.png",
+}
+INVALID = {
+    "empty": "empty.png",
+    "text_as_png": "notes.png",
+    "truncated_jpeg": "truncated.jpg",
+    "bomb_header": "bomb.png",
+}
+
+
+def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth random RGB texture (JPEG-friendly, non-flat)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (height // 8 + 2, width // 8 + 2, 3), dtype=np.uint8)
+    big = Image.fromarray(small).resize((width, height), Image.BICUBIC)
+    noise = rng.integers(-12, 13, (height, width, 3))
+    return np.clip(np.asarray(big).astype(int) + noise, 0, 255).astype(np.uint8)
+
+
+def _encode(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG signature + IHDR claiming a huge size, with a tiny IDAT: a decompression-bomb header."""
+    def chunk(tag: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(
+        b"IEND", b""
+    )
+
+
+def zoo_bytes(seed: int = 0) -> dict[str, bytes]:
+    """All zoo images as encoded bytes, keyed by case name."""
+    rgb = textured(67, 91, seed)
+    out: dict[str, bytes] = {}
+    out["rgb_png"] = _encode(Image.fromarray(rgb), "PNG")
+    cmyk = Image.fromarray(rgb).convert("CMYK")
+    out["cmyk_jpeg"] = _encode(cmyk, "JPEG", quality=90)
+    gray16 = (textured(50, 61, seed + 1)[..., 0].astype(np.uint16) * 257 + 91).astype(np.uint16)
+    out["gray16_png"] = _encode(Image.fromarray(gray16), "PNG")
+    rgb16 = textured(45, 53, seed + 2).astype(np.uint16) * 256 + 200
+    out["rgb16_png"] = _png16_rgb(rgb16)
+    out["palette_png"] = _encode(Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE, colors=60), "PNG")
+    rgba = np.dstack([rgb, textured(67, 91, seed + 3)[..., :1]])
+    out["rgba_png"] = _encode(Image.fromarray(rgba, "RGBA"), "PNG")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    out["exif_rotated_jpeg"] = _encode(Image.fromarray(textured(40, 72, seed + 4)), "JPEG", quality=85, exif=exif)
+    out["gray_jpeg"] = _encode(Image.fromarray(rgb[..., 1]), "JPEG", quality=80)
+    out["webp"] = _encode(Image.fromarray(rgb), "WEBP", quality=80)
+    out["tiny_1px"] = _encode(Image.new("RGB", (1, 1), (10, 20, 30)), "PNG")
+    out["flat_png"] = _encode(Image.new("RGB", (64, 64), (128, 128, 128)), "PNG")
+    out["empty"] = b""
+    out["text_as_png"] = b"this is not an image, just some notes\n"
+    full = _encode(Image.fromarray(textured(96, 96, seed + 5)), "JPEG", quality=90)
+    out["truncated_jpeg"] = full[: len(full) // 2]
+    out["bomb_header"] = _png_header_only(60000, 60000)
+    return out
+
+
+def _png16_rgb(arr: np.ndarray) -> bytes:
+    """Encode an HxWx3 uint16 array as a 16-bit RGB PNG (Pillow cannot write this mode)."""
+    height, width, _ = arr.shape
+    raw = b"".join(b"\0" + arr[r].astype(">u2").tobytes() for r in range(height))
+    def chunk(tag: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload))
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def write_zoo(folder: str | Path, seed: int = 0) -> dict[str, Path]:
+    """Write every zoo image into ``folder``; return case name -> path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = {**VALID, **INVALID}
+    paths = {}
+    for case, data in zoo_bytes(seed).items():
+        path = folder / names[case]
+        path.write_bytes(data)
+        paths[case] = path
+    return paths
