@@ -20,14 +20,13 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
-ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray]
+ImageLike = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
 #: Default pixel limit (width * height), Pillow's own decompression-bomb threshold.
 MAX_PIXELS: int = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
