@@ -1,0 +1,207 @@
+"""Read (key, encoded image) records shard by shard from any of the places a subset can live.
+
+A *reader* exposes ``num_shards`` and ``read_shard(i)``, an iterator over ``(key, payload)`` in a
+fixed order; map-style readers also offer ``len()`` and ``record(i)`` (random access). The payload is
+whatever :func:`diverseg_hf.images.decode_rgb` accepts: the ORIGINAL encoded bytes where the source
+has them (``datasets`` Image columns are cast to ``Image(decode=False)``), a file path, or, for
+sources that only hold decoded images, a PIL image. ``None`` marks a record without an image.
+
+Supported: a map-style ``datasets.Dataset``, a streaming ``datasets.IterableDataset`` (one shard per
+``num_shards``), and a published folder (``data/<config>/<split>-*.parquet`` or
+``wds/<config>/<split>-*.tar``).
+
+Example:
+    >>> import datasets
+    >>> ds = datasets.Dataset.from_dict({"key": ["a"], "image": [b"not decoded here"]})
+    >>> list(MapReader(ds).read_shard(0))
+    [('a', b'not decoded here')]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import DiversegError, require
+from ..images import IMAGE_SUFFIXES
+
+Record = tuple[str, Any]
+
+_TAR_IMAGE_SUFFIXES = frozenset(s.lstrip(".") for s in IMAGE_SUFFIXES)
+
+
+def _payload(value: Any) -> Any:
+    """An image cell (Image(decode=False) dict, bytes, path or PIL image) -> decode_rgb input or None."""
+    if isinstance(value, dict):
+        return value.get("bytes") or value.get("path")
+    return value
+
+
+def _undecoded(ds: Any, image_column: str) -> Any:
+    """Cast a ``datasets`` Image column to ``decode=False`` so rows carry the original bytes."""
+    import datasets
+
+    if image_column not in (ds.column_names or [image_column]):
+        raise DiversegError(f"dataset has no column {image_column!r}; columns: {ds.column_names}")
+    features = ds.features
+    if features is not None and isinstance(features.get(image_column), datasets.Image):
+        ds = ds.cast_column(image_column, datasets.Image(decode=False))
+    return ds
+
+
+class MapReader:
+    """A map-style ``datasets.Dataset``: random access, one shard per row.
+
+    Keys come from ``key_column`` when the dataset has it, else the row index.
+    """
+
+    random_access = True
+
+    def __init__(self, ds: Any, image_column: str = "image", key_column: str = "key"):
+        ds = _undecoded(ds, image_column)
+        self._has_key = key_column in ds.column_names
+        self._ds = ds.select_columns([key_column, image_column] if self._has_key else [image_column])
+        self._image, self._key = image_column, key_column
+
+    @property
+    def num_shards(self) -> int:
+        return len(self._ds)
+
+    def __len__(self) -> int:
+        return len(self._ds)
+
+    def record(self, index: int) -> Record:
+        row = self._ds[int(index)]
+        key = str(row[self._key]) if self._has_key else str(index)
+        return key, _payload(row[self._image])
+
+    def read_shard(self, shard: int) -> Iterator[Record]:
+        yield self.record(shard)
+
+
+class StreamingReader:
+    """A streaming ``datasets.IterableDataset``; shard ``i`` is ``ds.shard(num_shards, i)``.
+
+    Pass the dataset before any ``split_dataset_by_node``: SRPairs does the splitting itself.
+    """
+
+    random_access = False
+
+    def __init__(self, ds: Any, image_column: str = "image", key_column: str = "key", batch_size: int = 32):
+        ds = _undecoded(ds, image_column)
+        names = ds.column_names
+        self._has_key = names is not None and key_column in names
+        self._ds = ds.select_columns([key_column, image_column] if self._has_key else [image_column])
+        self._image, self._key, self._batch = image_column, key_column, batch_size
+
+    @property
+    def num_shards(self) -> int:
+        return int(self._ds.num_shards)
+
+    def read_shard(self, shard: int) -> Iterator[Record]:
+        part = self._ds.shard(num_shards=self.num_shards, index=shard, contiguous=True)
+        row = 0
+        # .iter() (unlike __iter__) does not split shards again when called inside a DataLoader worker.
+        for batch in part.iter(batch_size=self._batch):
+            keys = batch[self._key] if self._has_key else [None] * len(batch[self._image])
+            for key, value in zip(keys, batch[self._image]):
+                yield (str(key) if key is not None else f"{shard}:{row}"), _payload(value)
+                row += 1
+
+
+class ParquetFolderReader:
+    """Parquet shards of a published folder, read with pyarrow (one shard per file)."""
+
+    random_access = False
+
+    def __init__(self, files: list[Path], image_column: str = "image", key_column: str = "key"):
+        self.files = files
+        self._image, self._key = image_column, key_column
+
+    @property
+    def num_shards(self) -> int:
+        return len(self.files)
+
+    def read_shard(self, shard: int) -> Iterator[Record]:
+        import pyarrow.parquet as pq
+
+        path = self.files[shard]
+        pf = pq.ParquetFile(path)
+        names = pf.schema_arrow.names
+        if self._image not in names:
+            raise DiversegError(f"{path}: no column {self._image!r}; columns: {names}")
+        has_key = self._key in names
+        row = 0
+        for batch in pf.iter_batches(batch_size=64, columns=[self._key, self._image] if has_key else [self._image]):
+            images = batch.column(self._image).to_pylist()
+            keys = batch.column(self._key).to_pylist() if has_key else [None] * len(images)
+            for key, value in zip(keys, images):
+                yield (str(key) if key is not None else f"{path.stem}:{row}"), _payload(value)
+                row += 1
+
+
+class TarFolderReader:
+    """WebDataset tar shards of a published folder (``<key>.<ext>`` + ``<key>.json``), via webdataset."""
+
+    random_access = False
+
+    def __init__(self, files: list[Path]):
+        self.files = files
+
+    @property
+    def num_shards(self) -> int:
+        return len(self.files)
+
+    def read_shard(self, shard: int) -> Iterator[Record]:
+        wds = require("webdataset", "webdataset")
+        for sample in wds.tariterators.tarfile_samples([{"url": str(self.files[shard])}]):
+            image = next((v for k, v in sample.items() if k in _TAR_IMAGE_SUFFIXES), None)
+            yield sample["__key__"], image
+
+
+def folder_reader(
+    path: str | os.PathLike, config: str, format: str = "parquet", split: str = "train"
+) -> ParquetFolderReader | TarFolderReader:
+    """The reader of one config of a published dataset folder.
+
+    Example:
+        >>> folder_reader("/nonexistent", "I")
+        Traceback (most recent call last):
+        ...
+        diverseg_hf.errors.DiversegError: no train-*.parquet shards in /nonexistent/data/I
+    """
+    root = Path(path)
+    if format == "parquet":
+        folder, pattern = root / "data" / config, f"{split}-*.parquet"
+    elif format == "webdataset":
+        folder, pattern = root / "wds" / config, f"{split}-*.tar"
+    else:
+        raise DiversegError(f"format must be 'parquet' or 'webdataset', got {format!r}")
+    files = sorted(folder.glob(pattern))
+    if not files:
+        raise DiversegError(f"no {pattern} shards in {folder}")
+    return ParquetFolderReader(files) if format == "parquet" else TarFolderReader(files)
+
+
+def dataset_reader(dataset: Any, image_column: str = "image", key_column: str = "key") -> Any:
+    """Wrap a ``datasets.Dataset`` / ``IterableDataset`` (or pass a reader through).
+
+    A ``DatasetDict`` / ``IterableDatasetDict`` (``load_dataset`` without ``split``) gives its train split.
+    """
+    import datasets
+
+    if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        if "train" not in dataset:
+            raise DiversegError(f"dataset dict has no 'train' split (splits: {list(dataset)}); pass one split")
+        dataset = dataset["train"]
+    if isinstance(dataset, datasets.Dataset):
+        return MapReader(dataset, image_column, key_column)
+    if isinstance(dataset, datasets.IterableDataset):
+        return StreamingReader(dataset, image_column, key_column)
+    if hasattr(dataset, "read_shard") and hasattr(dataset, "num_shards"):
+        return dataset
+    if isinstance(dataset, (str, os.PathLike)):
+        raise DiversegError("for a published folder use SRPairs.from_folder(path, config, format=...)")
+    raise DiversegError(f"expected a datasets.Dataset or IterableDataset, got {type(dataset).__name__}")

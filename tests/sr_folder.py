@@ -1,0 +1,62 @@
+"""Write a tiny published dataset folder the way the publish phase lays it out (for SR tests).
+
+Layout: ``data/<config>/train-XXXXX-of-YYYYY.parquet`` (an ``image`` column typed as ``datasets``
+Image, i.e. ``struct<bytes, path>`` with the ``huggingface`` schema metadata, plus ``key`` and a
+score column), ``wds/<config>/train-XXXXX.tar`` (``<key>.<ext>`` + ``<key>.json``) and a README whose
+YAML declares the config, so ``load_dataset(folder, config)`` reads it. Built here with pyarrow and
+``datasets.Features`` only, independent of the package's publish code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+FEATURES = datasets.Features(
+    {"key": datasets.Value("string"), "image": datasets.Image(), "blockiness": datasets.Value("float64")}
+)
+
+
+def encode(rgb: np.ndarray, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def write_published_folder(
+    root: str | Path, records: list[tuple[str, bytes, str]], config: str = "I", shards: int = 3
+) -> Path:
+    """``records`` = (key, encoded bytes, extension); split contiguously into ``shards`` shards."""
+    root = Path(root)
+    (root / "data" / config).mkdir(parents=True, exist_ok=True)
+    (root / "wds" / config).mkdir(parents=True, exist_ok=True)
+    bounds = [len(records) * i // shards for i in range(shards + 1)]
+    for s in range(shards):
+        part = records[bounds[s] : bounds[s + 1]]
+        rows = {
+            "key": [k for k, _, _ in part],
+            "image": [{"bytes": b, "path": f"{k}.{ext}"} for k, b, ext in part],
+            "blockiness": [1.5] * len(part),
+        }
+        table = pa.Table.from_pydict(rows, schema=FEATURES.arrow_schema)
+        pq.write_table(table, root / "data" / config / f"train-{s:05d}-of-{shards:05d}.parquet")
+        with tarfile.open(root / "wds" / config / f"train-{s:05d}.tar", "w") as tar:
+            for key, data, ext in part:
+                for name, payload in ((f"{key}.{ext}", data), (f"{key}.json", json.dumps({"key": key}).encode())):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(payload)
+                    tar.addfile(info, io.BytesIO(payload))
+    card = (
+        "---\nconfigs:\n"
+        f"- config_name: {config}\n  data_files:\n  - split: train\n    path: data/{config}/train-*.parquet\n---\n"
+    )
+    (root / "README.md").write_text(card)
+    return root
