@@ -10,17 +10,24 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .basis import load_basis
 from .blockiness import BlockinessResult, blockiness, blockiness_batch, iter_blockiness, score_image
+from .calibrate import calibrate
 from .errors import DiversegError, ImageError, MissingExtraError
+from .quality import QualityEstimate, estimate_quality
 
 __all__ = [
     "BlockinessResult",
     "DiversegError",
     "ImageError",
     "MissingExtraError",
+    "QualityEstimate",
     "__version__",
     "blockiness",
     "blockiness_batch",
+    "calibrate",
+    "estimate_quality",
     "iter_blockiness",
+    "load_basis",
     "score_image",
 ]

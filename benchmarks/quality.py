@@ -1,0 +1,89 @@
+"""Quality-estimate and calibration speed, on one core.
+
+Run:  python benchmarks/quality.py [--basis ../shared/data/df2k_basis] [--sizes 3450,30000,300000,1281167]
+
+Prints a Markdown table: seconds per :func:`estimate_quality` call for targets of several sizes
+(resampled from the basis q95 set, jittered), next to the straightforward scipy ``gaussian_kde``
+evaluation for the sizes where it is affordable; then seconds per image for :func:`calibrate` at five
+qualities on generated textured images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+from PIL import Image
+from scipy.special import kl_div
+from scipy.stats import gaussian_kde
+
+from diverseg_hf import calibrate, estimate_quality, load_basis
+from diverseg_hf.quality import EPSILON, GRID_POINTS, weighted_quality
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from image_zoo import textured
+
+DEFAULT_BASIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "df2k_basis"
+
+
+def scipy_estimate(values: np.ndarray, basis: dict[int, np.ndarray]) -> float:
+    """The released estimator with scipy's evaluation, for comparison only."""
+    values = values[values < 300]
+    kde = gaussian_kde(values)
+    kl = {}
+    for q, b in basis.items():
+        grid = np.linspace(min(values.min(), b.min()), max(values.max(), b.max()), GRID_POINTS)
+        kl[q] = float(np.sum(kl_div(kde(grid) + EPSILON, gaussian_kde(b)(grid) + EPSILON)))
+    return weighted_quality(kl)
+
+
+def timed(fn, *args) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - start, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--basis", default=str(DEFAULT_BASIS))
+    parser.add_argument("--sizes", default="3450,30000,300000,1281167")
+    parser.add_argument("--scipy-max", type=int, default=30000, help="largest size also timed with scipy")
+    parser.add_argument("--images", type=int, default=12, help="generated images per calibration size")
+    args = parser.parse_args()
+
+    basis = load_basis(args.basis)
+    rng = np.random.default_rng(0)
+    estimate_quality(basis[95], basis)  # compile the kernel once
+    print("| target values | estimate_quality s | scipy gaussian_kde s | quality | abs diff |")
+    print("|---:|---:|---:|---:|---:|")
+    for n in (int(s) for s in args.sizes.split(",")):
+        values = rng.choice(basis[95], n) + rng.normal(0.0, 0.5, n)
+        t_fast, est = timed(estimate_quality, values, basis)
+        if n <= args.scipy_max:
+            t_ref, ref = timed(scipy_estimate, values, basis)
+            print(f"| {n} | {t_fast:.2f} | {t_ref:.2f} | {est.quality:.6f} | {abs(est.quality - ref):.1e} |")
+        else:
+            print(f"| {n} | {t_fast:.2f} | - | {est.quality:.6f} | - |")
+
+    print("\n| calibrate image size | images | qualities | s per image |")
+    print("|---|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for h, w in ((128, 128), (480, 500), (1020, 1356)):
+            ref = Path(tmp) / f"ref{h}x{w}"
+            ref.mkdir()
+            for i in range(args.images):
+                Image.fromarray(textured(h, w, i)).save(ref / f"{i}.png")
+            seconds, _ = timed(calibrate, ref, Path(tmp) / f"basis{h}x{w}")
+            print(f"| {h}x{w} | {args.images} | 5 | {seconds / args.images:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

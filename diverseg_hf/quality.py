@@ -1,0 +1,283 @@
+"""Dataset-level JPEG quality estimate from blockiness values, exactly as the DiverSeg paper releases it.
+
+The target's blockiness distribution is compared with basis distributions of a pristine corpus
+re-encoded at known JPEG qualities (see :mod:`diverseg_hf.basis`):
+
+1. non-finite target values are dropped (counted), then values ``>= threshold`` (default 300);
+   basis values are not filtered;
+2. ``scipy.stats.gaussian_kde`` (Scott bandwidth) is fitted to the target and to each basis set;
+3. both densities are evaluated on ``np.linspace(lo, hi, 3450)`` spanning the union of the
+   filtered target and that basis set, and ``1e-10`` is added to both;
+4. ``KL_q = sum(scipy.special.kl_div(p_target, p_basis))`` over the grid (no ``dx``);
+5. ``q_hat = sum_q (q/100) exp(-KL_q) / sum_q exp(-KL_q)``.
+
+Densities are evaluated by :class:`Density`: scipy's own bandwidth and kernel terms, summed in a
+compiled loop over the sorted data that skips only terms which are exactly 0.0 in float64. It agrees
+with ``gaussian_kde.evaluate`` to float64 summation order and is faster: ~5x on 3,450 values, ~20x
+on ImageNet-sized targets (1.28M values: ~20 s on one core; scipy's evaluation ~7 min).
+
+The grid size (3450, the DF2K image count in the released script) and the plain sum make KL a
+grid-dependent score rather than a true divergence; it is kept as released so the published numbers
+reproduce. Step 5 is computed with exponents shifted by the smallest KL, which is the same value
+mathematically and cannot underflow to 0/0.
+
+Example:
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> basis = {100: rng.gamma(2.0, 1.0, 500), 50: rng.normal(180.0, 25.0, 500)}
+    >>> est = estimate_quality(rng.gamma(2.0, 1.0, 300), basis)
+    >>> round(est.quality, 2), est.n
+    (1.0, 300)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numba
+import numpy as np
+from tqdm import tqdm
+
+from .basis import check_basis, read_scores_tsv
+from .blockiness import iter_blockiness
+from .errors import DiversegError
+from .images import IMAGE_SUFFIXES, find_image_files
+
+logger = logging.getLogger(__name__)
+
+#: Blockiness values at or above this are dropped from the target (the released default).
+DEFAULT_THRESHOLD = 300.0
+#: Evaluation grid size of the released estimator.
+GRID_POINTS = 3450
+#: Added to both densities before the KL sum (the released epsilon).
+EPSILON = 1e-10
+
+
+@dataclass(frozen=True)
+class QualityEstimate:
+    """Estimated JPEG quality of a dataset (0..1) with the KL value per basis quality.
+
+    ``n`` counts the target values used; ``nonfinite`` and ``above_threshold`` count those dropped.
+    ``kl`` always holds the released KL values; ``weights`` (mixture method only) holds the fitted
+    share of the dataset that looks like each basis quality.
+    """
+
+    quality: float
+    kl: dict[int, float]
+    n: int
+    nonfinite: int = 0
+    above_threshold: int = 0
+    method: str = "released"
+    weights: dict[int, float] | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """``{"quality": float, "kl": {"100": float, ...}, "n": int}`` (the CLI's ``--json``).
+
+        The mixture method adds ``"method"`` and ``"weights"`` (keyed like ``kl``).
+        """
+        out: dict[str, object] = {"quality": self.quality, "kl": _str_keys(self.kl), "n": self.n}
+        if self.method != "released":
+            out.update(method=self.method, weights=_str_keys(self.weights or {}))
+        return out
+
+
+def _str_keys(by_quality: Mapping[int, float]) -> dict[str, float]:
+    return {str(q): v for q, v in by_quality.items()}
+
+
+# Beyond this many bandwidths a Gaussian term exp(-z**2 / 2) underflows to exactly 0.0 in float64.
+_CUTOFF_Z = 40.0
+
+
+@numba.njit(nogil=True, cache=True)
+def _gaussian_sums(z_sorted, grid_z):  # pragma: no cover - compiled
+    out = np.empty(grid_z.size)
+    for j in range(grid_z.size):
+        g = grid_z[j]
+        lo = np.searchsorted(z_sorted, g - _CUTOFF_Z)
+        hi = np.searchsorted(z_sorted, g + _CUTOFF_Z)
+        acc = 0.0
+        for i in range(lo, hi):
+            d = z_sorted[i] - g
+            acc += math.exp(-0.5 * d * d)
+        out[j] = acc
+    return out
+
+
+@dataclass(frozen=True)
+class Density:
+    """A 1-D ``scipy.stats.gaussian_kde`` (Scott bandwidth), prepared for fast evaluation on a grid.
+
+    Evaluation equals ``gaussian_kde(values)(grid)`` up to float64 summation order: the same
+    bandwidth (scipy's own), the same kernel terms, and only terms that are exactly 0.0 in float64
+    (beyond 40 bandwidths) skipped, which sorting the data makes cheap.
+
+    Example:
+        >>> from scipy.stats import gaussian_kde
+        >>> d = Density.fit(np.array([1.0, 2.0, 4.0]))
+        >>> grid = np.linspace(0, 5, 4)
+        >>> bool(np.allclose(d(grid), gaussian_kde([1.0, 2.0, 4.0])(grid), rtol=1e-12))
+        True
+    """
+
+    z_sorted: np.ndarray  # data divided by the bandwidth, ascending
+    bandwidth: float
+    scale: float  # 1 / (n * sqrt(2 pi) * bandwidth)
+    lo: float  # smallest and largest data value
+    hi: float
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> Density:
+        from scipy.stats import gaussian_kde  # lazy: scipy.stats adds ~0.6 s to the package import
+
+        try:
+            kde = gaussian_kde(values)
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            raise DiversegError(f"cannot fit a density to {values.size} values: {exc}") from None
+        bandwidth = float(kde.cho_cov[0, 0])
+        return cls(
+            np.sort(values / bandwidth),
+            bandwidth,
+            1.0 / (values.size * math.sqrt(2 * math.pi) * bandwidth),
+            float(values.min()),
+            float(values.max()),
+        )
+
+    def __call__(self, grid: np.ndarray) -> np.ndarray:
+        return _gaussian_sums(self.z_sorted, np.asarray(grid, np.float64) / self.bandwidth) * self.scale
+
+
+def _kl_released(target: Density, basis: Density) -> float:
+    from scipy.special import kl_div  # lazy, like scipy.stats above
+
+    grid = np.linspace(min(target.lo, basis.lo), max(target.hi, basis.hi), GRID_POINTS)
+    return float(np.sum(kl_div(target(grid) + EPSILON, basis(grid) + EPSILON)))
+
+
+def weighted_quality(kl: Mapping[int, float]) -> float:
+    """``sum_q (q/100) exp(-KL_q) / sum_q exp(-KL_q)``, computed without underflow.
+
+    Example:
+        >>> weighted_quality({100: 0.0, 50: 0.0})
+        0.75
+    """
+    shift = min(kl.values())
+    weights = {q: math.exp(-(v - shift)) for q, v in kl.items()}
+    return sum(q / 100 * w for q, w in weights.items()) / sum(weights.values())
+
+
+def mixture_weights(
+    values: np.ndarray, densities: Mapping[int, Density], max_iter: int = 1000, tol: float = 1e-9
+) -> dict[int, float]:
+    """Maximum-likelihood shares ``w_q`` of the mixture ``sum_q w_q p_q`` fitted to ``values`` (EM).
+
+    Each ``p_q`` is a fixed basis density; only the shares are fitted. Values that no basis density
+    reaches (likelihood 0 under every quality) are ignored.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> dens = {100: Density.fit(rng.normal(2, 1, 500)), 50: Density.fit(rng.normal(150, 20, 500))}
+        >>> values = np.concatenate([rng.normal(2, 1, 300), rng.normal(150, 20, 100)])
+        >>> {q: round(w, 1) for q, w in mixture_weights(values, dens).items()}
+        {100: 0.8, 50: 0.2}
+    """
+    qualities = list(densities)
+    lik = np.stack([densities[q](values) for q in qualities])  # (qualities, values)
+    lik = lik[:, lik.sum(axis=0) > 0]
+    if lik.shape[1] == 0:
+        raise DiversegError("no target value lies where any basis density is positive")
+    w = np.full(len(qualities), 1.0 / len(qualities))
+    for _ in range(max_iter):
+        resp = w[:, None] * lik
+        resp /= resp.sum(axis=0)
+        new = resp.mean(axis=1)
+        converged = np.abs(new - w).max() < tol
+        w = new
+        if converged:
+            break
+    return {q: float(x) for q, x in zip(qualities, w)}
+
+
+#: Estimators :func:`estimate_quality` offers.
+METHODS = ("released", "mixture")
+
+
+def estimate_quality(
+    values: Iterable[float] | np.ndarray,
+    basis: Mapping[int, np.ndarray],
+    threshold: float = DEFAULT_THRESHOLD,
+    method: str = "released",
+) -> QualityEstimate:
+    """Estimate a dataset's JPEG quality from its per-image blockiness values.
+
+    ``basis`` maps quality (1..100) -> blockiness values, e.g. from :func:`diverseg_hf.load_basis`.
+    Raises :class:`DiversegError` when fewer than two usable target values remain or they are all
+    equal (no density can be fitted), or when a basis set is unusable.
+
+    ``method="released"`` (default) is the paper's estimator, reproduced exactly (module docstring).
+    ``method="mixture"`` is a principled alternative: the target is modelled as a mixture of the basis
+    densities, the shares are fitted by maximum likelihood (:func:`mixture_weights`), and the quality is
+    the share-weighted mean quality, i.e. the expected quality of a random image. Its values are not
+    comparable to the paper's thresholds (a 75% gate means something else), and basis mass above the
+    threshold is not renormalised, which slightly under-weights the most compressed qualities.
+
+    Example:
+        >>> from diverseg_hf import load_basis
+        >>> est = estimate_quality([2.0, 3.5, 8.0, 4.1], load_basis())  # doctest: +SKIP
+        >>> est.to_dict()  # doctest: +SKIP
+        {'quality': 0.95, 'kl': {'100': ..., '95': ..., ...}, 'n': 4}
+    """
+    if method not in METHODS:
+        raise DiversegError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    basis = check_basis(basis)
+    target = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=np.float64).ravel()
+    finite = np.isfinite(target)
+    target = target[finite]
+    kept = target[target < threshold]
+    nonfinite, above = int((~finite).sum()), int(target.size - kept.size)
+    if kept.size < 2 or np.ptp(kept) == 0:
+        raise DiversegError(
+            f"cannot estimate quality: {kept.size} usable target values below {threshold:g} "
+            f"({nonfinite} non-finite, {above} at or above it dropped); need at least two distinct values"
+        )
+    target_density = Density.fit(kept)
+    densities = {q: Density.fit(b) for q, b in basis.items()}
+    kl = {q: _kl_released(target_density, d) for q, d in densities.items()}
+    if method == "released":
+        return QualityEstimate(weighted_quality(kl), kl, int(kept.size), nonfinite, above)
+    weights = mixture_weights(kept, densities)
+    quality = sum(q / 100 * w for q, w in weights.items())
+    return QualityEstimate(quality, kl, int(kept.size), nonfinite, above, method, weights)
+
+
+def target_values(target: str | os.PathLike, workers: int = 1) -> np.ndarray:
+    """Blockiness values of a target: a ``path<TAB>value`` scores file, or a folder of images scored now.
+
+    Images that fail or whose blockiness is undefined give NaN (the estimator drops and counts them);
+    their reasons are logged.
+
+    Example:
+        >>> values = target_values("scores.tsv")  # doctest: +SKIP
+    """
+    path = Path(target)
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        raise DiversegError(f"{path} is one image; the target is a scores file or a folder of images")
+    if path.is_file():
+        return read_scores_tsv(path)
+    if not path.is_dir():
+        raise DiversegError(f"no such target file or folder: {path}")
+    files = find_image_files([path])
+    if not files:
+        raise DiversegError(f"no image files found under {path}")
+    values = np.empty(len(files), np.float64)
+    results = iter_blockiness((str(f) for f in files), workers=workers)
+    for i, (file, result) in enumerate(tqdm(zip(files, results), total=len(files), unit="img", desc="blockiness")):
+        values[i] = result.value
+        if not result.ok:
+            logger.info("%s: %s", file, result.reason)
+    return values
