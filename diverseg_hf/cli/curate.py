@@ -1,0 +1,41 @@
+"""``diverseg curate``: score + select + publish in one resumable command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..curate import curate
+from .publish import add_publish_options, publish_kwargs
+from .score import add_score_options, add_source_options, score_kwargs, source_from_args
+from .select import add_select_options, select_kwargs
+
+EPILOG = """example:
+  diverseg curate photos/ --out mysubset --name mine --scorers blockiness --max-blockiness 10 \\
+      --format parquet,webdataset
+  # intermediate files live in mysubset/.diverseg/mine/ (re-running resumes scoring);
+  # then: datasets.load_dataset("mysubset", "mine")"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "curate", help="score, select and publish a source into a dataset folder",
+        description="Run the three phases; intermediate files go to DATASET_DIR/.diverseg/CONFIG/.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_source_options(parser)
+    parser.add_argument("--out", required=True, metavar="DATASET_DIR", help="dataset folder")
+    add_score_options(parser)
+    add_select_options(parser)
+    add_publish_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = curate(source_from_args(args), args.out, score_options=score_kwargs(args),
+                    select_options=select_kwargs(args), **publish_kwargs(args))
+    print(f"score: {result.scores}", file=sys.stderr)
+    print(f"select: {result.selection}; thetas {result.selection.thetas}", file=sys.stderr)
+    published = result.published
+    print(f"curate: {published.num_examples} images published as {published.name!r} -> {published.out}",
+          file=sys.stderr)
+    return 0

@@ -1,0 +1,221 @@
+"""Phase 2: score table -> selection, with column rules only (no image I/O), fast to re-run.
+
+Rules, applied in this order (a dropped row is counted under the first rule it fails):
+
+1. ``error``: rows with an error (undecodable, undefined score, scorer failure) are never selected;
+2. ``nan:<col>``: rows with NaN/null in a column some rule uses;
+3. ``max_blockiness``: per-image ceiling, kept when ``blockiness <= max_blockiness``;
+4. ``theta:<col>``: kept when ``col >= theta`` (e.g. ``{"sam_masks": 100}``, the paper's theta);
+5. ``keep:<col>``: ``keep=FRACTION, by=COL`` picks theta = the k-th largest ``COL`` among rows still
+   in, with k = ceil(FRACTION x all rows of the table), and keeps ``COL >= theta``. Ties at theta
+   are all kept, so the kept count may exceed k; ``selection.json`` reports the actual fraction.
+
+An optional dataset-level quality gate (``min_quality``) estimates the source's JPEG quality from
+its blockiness values (:func:`diverseg_hf.quality.estimate_quality`) and refuses (or warns) below it.
+
+Example:
+    >>> import numpy as np, pyarrow as pa
+    >>> t = pa.table({"v": [5, 1, 3, 3], "error": [None, None, None, "x"]})
+    >>> mask, theta = keep_fraction(t, "v", 0.5, np.array([True, True, True, False]))
+    >>> mask.tolist(), theta
+    ([True, False, True, False], 3)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from . import __version__
+from .errors import DiversegError
+from .score import ScoreTable, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+SELECTION_PARQUET = "selection.parquet"
+SELECTION_JSON = "selection.json"
+
+
+@dataclass
+class SelectionResult:
+    """What :func:`select` kept: counts, thetas actually used, the quality estimate, output paths."""
+
+    out: Path
+    rows: int
+    kept: int
+    dropped: dict[str, int]
+    thetas: dict[str, float]
+    quality: dict[str, Any] | None
+
+    @property
+    def kept_fraction(self) -> float:
+        return self.kept / self.rows if self.rows else 0.0
+
+    def __str__(self) -> str:
+        dropped = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v)
+        return (f"kept {self.kept} of {self.rows} ({self.kept_fraction:.2%})"
+                + (f"; dropped: {dropped}" if dropped else ""))
+
+
+def _values(table: pa.Table, column: str) -> np.ndarray:
+    """A numeric column as float64 with NaN for nulls."""
+    if column not in table.column_names:
+        raise DiversegError(f"the score table has no column {column!r} (columns: {', '.join(table.column_names)})")
+    col = table.column(column)
+    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+        raise DiversegError(f"column {column!r} is not numeric ({col.type})")
+    return col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+
+
+def keep_fraction(table: pa.Table, by: str, fraction: float, eligible: np.ndarray) -> tuple[np.ndarray, Any]:
+    """Mask keeping ``by >= theta`` where theta keeps ``ceil(fraction x rows)`` rows (ties all kept).
+
+    Returns ``(mask, theta)``; theta is None when nothing is eligible.
+    """
+    if not 0 < fraction <= 1:
+        raise DiversegError(f"--keep must be in (0, 1], got {fraction}")
+    raw = table.column(by).to_numpy(zero_copy_only=False)
+    values = raw[eligible]
+    if values.size == 0:
+        return np.zeros(len(raw), bool), None
+    k = min(values.size, max(1, math.ceil(fraction * table.num_rows)))
+    theta = np.partition(values, values.size - k)[values.size - k].item()
+    if pa.types.is_integer(table.column(by).type):
+        theta = int(theta)
+    return eligible & (raw >= theta), theta
+
+
+def _quality(table: pa.Table, basis: Any) -> dict[str, Any]:
+    from .basis import load_basis
+    from .quality import estimate_quality
+
+    values = _values(table, "blockiness")
+    ok = pc.is_null(table.column("error")).to_numpy(zero_copy_only=False) & np.isfinite(values)
+    if not ok.any():
+        raise DiversegError("no defined blockiness values to estimate the source quality from")
+    return estimate_quality(values[ok], load_basis(basis)).to_dict()
+
+
+def select(
+    scores_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    max_blockiness: float | None = None,
+    thetas: dict[str, float] | None = None,
+    keep: float | None = None,
+    by: str | None = None,
+    min_quality: float | None = None,
+    basis: Any = None,
+    on_low_quality: str = "error",
+) -> SelectionResult:
+    """Apply the rules to the score table at ``scores_dir``; write ``out/selection.{parquet,json}``.
+
+    ``thetas`` maps count columns to minimum values; ``keep``/``by`` pick a theta by retention.
+    ``min_quality`` (e.g. 0.9) gates on the source's estimated JPEG quality (``basis`` as
+    :func:`diverseg_hf.basis.load_basis` takes it; None = the default DF2K basis);
+    ``on_low_quality`` is ``"error"`` (refuse) or ``"warn"``. Passing ``basis`` alone records the
+    estimate without gating.
+
+    Example:
+        >>> select("/no/such", "/tmp/sel")
+        Traceback (most recent call last):
+        ...
+        diverseg_hf.errors.DiversegError: /no/such is not a score table (no scores.json); run diverseg score first
+    """
+    if on_low_quality not in ("error", "warn"):
+        raise DiversegError("on_low_quality must be 'error' or 'warn'")
+    thetas = dict(thetas or {})
+    if keep is not None:
+        by = by or ("sam_masks" if not thetas else None)
+        if by is None:
+            raise DiversegError("--keep needs --by COLUMN")
+        if by in thetas:
+            raise DiversegError(f"give either a theta or --keep for {by!r}, not both")
+    elif by is not None:
+        raise DiversegError("--by is only used with --keep")
+    store = ScoreTable.open(scores_dir)
+    table = store.read()
+    n = table.num_rows
+
+    rules: list[tuple[str, np.ndarray]] = []
+    rules.append(("error", pc.is_null(table.column("error")).to_numpy(zero_copy_only=False)))
+    used = (["blockiness"] if max_blockiness is not None else []) + list(thetas) + ([by] if by else [])
+    values = {col: _values(table, col) for col in dict.fromkeys(used)}
+    for col, vals in values.items():
+        rules.append((f"nan:{col}", ~np.isnan(vals)))
+    if max_blockiness is not None:
+        with np.errstate(invalid="ignore"):
+            rules.append(("max_blockiness", values["blockiness"] <= max_blockiness))
+    for col, theta in thetas.items():
+        with np.errstate(invalid="ignore"):
+            rules.append((f"theta:{col}", values[col] >= theta))
+
+    kept = np.ones(n, bool)
+    dropped: dict[str, int] = {}
+    for name, ok in rules:
+        dropped[name] = int(np.count_nonzero(kept & ~ok))
+        kept &= ok
+    used_thetas: dict[str, Any] = dict(thetas)
+    if keep is not None and by is not None:
+        mask, theta = keep_fraction(table, by, keep, kept)
+        dropped[f"keep:{by}"] = int(np.count_nonzero(kept & ~mask))
+        kept = mask
+        used_thetas[by] = theta
+
+    quality = None
+    if min_quality is not None or basis is not None:
+        quality = _quality(table, basis)
+        if min_quality is not None and quality["quality"] < min_quality:
+            message = (f"source quality {quality['quality']:.4f} is below --min-quality {min_quality} "
+                       "(the source looks JPEG-compressed)")
+            if on_low_quality == "error":
+                raise DiversegError(message + "; pass --on-low-quality warn to select anyway")
+            logger.warning("%s; selecting anyway", message)
+        quality["min_quality"] = min_quality
+        quality["passed"] = min_quality is None or quality["quality"] >= min_quality
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SELECTION_JSON).unlink(missing_ok=True)  # the json marks a complete selection: written last
+    selected = table.filter(pa.array(kept)).drop_columns(["error"])
+    manifest = json.loads(store.manifest_path.read_text())
+    result = SelectionResult(out, n, int(kept.sum()), dropped, used_thetas, quality)
+    info = {
+        "package_version": __version__,
+        "scores_dir": str(Path(scores_dir).resolve()),
+        "source": manifest["header"]["source"],
+        "scorers": manifest["header"]["scorers"],
+        "rules": {"max_blockiness": max_blockiness, "thetas": thetas, "keep": keep, "by": by,
+                  "min_quality": min_quality, "basis": None if basis is None else str(basis),
+                  "on_low_quality": on_low_quality},
+        "thetas": used_thetas,
+        "counts": {"rows": n, "kept": result.kept, "kept_fraction": result.kept_fraction,
+                   "dropped": dropped},
+        "quality": quality,
+    }
+    meta = {b"diverseg": json.dumps(info, default=str).encode()}
+    tmp = out / f".{SELECTION_PARQUET}.tmp"
+    pq.write_table(selected.replace_schema_metadata(meta), tmp, compression="snappy",
+                   use_dictionary=["format"])
+    os.replace(tmp, out / SELECTION_PARQUET)
+    write_json_atomic(out / SELECTION_JSON, json.loads(json.dumps(info, default=str)))
+    logger.info("select: %s", result)
+    return result
+
+
+def load_selection(path: str | os.PathLike) -> tuple[pa.Table, dict[str, Any]]:
+    """Read a selection folder written by :func:`select`: (table, selection.json contents)."""
+    path = Path(path)
+    if not (path / SELECTION_JSON).exists() or not (path / SELECTION_PARQUET).exists():
+        raise DiversegError(f"{path} is not a complete selection (no {SELECTION_JSON}); run diverseg select")
+    info = json.loads((path / SELECTION_JSON).read_text())
+    return pq.read_table(path / SELECTION_PARQUET), info

@@ -1,0 +1,132 @@
+"""Phase 2: selection rules on the score table match a row-by-row reference."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pipeline_helpers import synthetic_scores
+
+from diverseg_hf.errors import DiversegError
+from diverseg_hf.score import ScoreTable
+from diverseg_hf.select import load_selection, select
+
+BASIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "df2k_basis"
+
+
+def reference(rows, max_blockiness=None, thetas=None):
+    """Row-by-row: no error, no NaN/None in used columns, within every rule."""
+    thetas = thetas or {}
+    used = (["blockiness"] if max_blockiness is not None else []) + list(thetas)
+    kept = []
+    for row in rows:
+        if row["error"] is not None:
+            continue
+        if any(row[c] is None or (isinstance(row[c], float) and math.isnan(row[c])) for c in used):
+            continue
+        if max_blockiness is not None and not row["blockiness"] <= max_blockiness:
+            continue
+        if any(not row[c] >= t for c, t in thetas.items()):
+            continue
+        kept.append(row["key"])
+    return kept
+
+
+@pytest.fixture(scope="module")
+def scores(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sel") / "scores"
+    synthetic_scores(out, 3000, seed=7)
+    return out
+
+
+@pytest.mark.parametrize(("max_b", "thetas"), [(None, {}), (10.0, {}), (25.0, {"sam_masks": 85}),
+                                               (None, {"sam_masks": 70}), (0.0, {})])
+def test_rules_match_reference(scores, tmp_path, max_b, thetas):
+    rows = ScoreTable.open(scores).read().to_pylist()
+    result = select(scores, tmp_path / "sel", max_blockiness=max_b, thetas=thetas)
+    table, info = load_selection(tmp_path / "sel")
+    expected = reference(rows, max_b, thetas)
+    assert table.column("key").to_pylist() == expected
+    assert result.kept == len(expected) == info["counts"]["kept"]
+    assert sum(info["counts"]["dropped"].values()) + result.kept == len(rows)
+    assert info["counts"]["dropped"]["error"] == sum(r["error"] is not None for r in rows)
+    assert "error" not in table.column_names
+    assert info["source"]["kind"] == "folder" and info["thetas"] == thetas
+
+
+def test_keep_fraction_picks_theta_with_ties(scores, tmp_path):
+    rows = ScoreTable.open(scores).read().to_pylist()
+    result = select(scores, tmp_path / "sel", keep=0.2, by="sam_masks")
+    eligible = sorted((r["sam_masks"] for r in rows if r["error"] is None and r["sam_masks"] is not None),
+                      reverse=True)
+    k = math.ceil(0.2 * len(rows))
+    theta = eligible[k - 1]
+    assert result.thetas == {"sam_masks": theta}
+    expected = reference(rows, thetas={"sam_masks": theta})
+    table, info = load_selection(tmp_path / "sel")
+    assert table.column("key").to_pylist() == expected
+    assert result.kept >= k  # ties at theta are all kept
+    assert result.kept > k  # Poisson counts: this cut lands inside a run of ties
+    assert info["counts"]["kept_fraction"] == pytest.approx(result.kept / len(rows))
+    assert info["rules"]["keep"] == 0.2
+
+
+def test_keep_everything_when_fraction_exceeds_eligible(scores, tmp_path):
+    result = select(scores, tmp_path / "sel", keep=1.0, by="sam_masks")
+    rows = ScoreTable.open(scores).read().to_pylist()
+    assert result.kept == len(reference(rows, thetas={"sam_masks": -1}))
+
+
+def test_misuse_is_reported(scores, tmp_path):
+    with pytest.raises(DiversegError, match="no column 'det_objects'"):
+        select(scores, tmp_path / "s", thetas={"det_objects": 18})
+    with pytest.raises(DiversegError, match="either a theta or --keep"):
+        select(scores, tmp_path / "s", thetas={"sam_masks": 1}, keep=0.5, by="sam_masks")
+    with pytest.raises(DiversegError, match=r"--keep must be in \(0, 1\]"):
+        select(scores, tmp_path / "s", keep=1.5, by="sam_masks")
+    with pytest.raises(DiversegError, match="--by is only used with --keep"):
+        select(scores, tmp_path / "s", by="sam_masks")
+    with pytest.raises(DiversegError, match="not a score table"):
+        select(tmp_path / "nothing", tmp_path / "s")
+    assert not (tmp_path / "s" / "selection.json").exists()
+
+
+def test_incomplete_score_table_is_refused(tmp_path):
+    synthetic_scores(tmp_path / "scores", 30)
+    (tmp_path / "scores" / "units" / "u-00002.parquet").unlink()
+    with pytest.raises(DiversegError, match="incomplete"):
+        select(tmp_path / "scores", tmp_path / "sel")
+
+
+@pytest.mark.skipif(not BASIS.is_dir(), reason="../shared/data/df2k_basis is absent")
+def test_quality_gate(tmp_path):
+    from diverseg_hf.basis import load_basis
+
+    synthetic_scores(tmp_path / "scores", 400, seed=3, with_masks=False)
+    # replace the blockiness of the good rows with a sample of the q75 basis: a compressed-looking source
+    store = ScoreTable.open(tmp_path / "scores")
+    q75 = load_basis(BASIS)[75]
+    for unit in store.units:
+        path = store.unit_path(unit["id"])
+        table = pq.read_table(path)
+        values = np.random.default_rng(1).choice(q75, table.num_rows)
+        keep_nan = np.isnan(table.column("blockiness").to_numpy(zero_copy_only=False))
+        values[keep_nan] = np.nan
+        table = table.set_column(table.schema.get_field_index("blockiness"), "blockiness",
+                                 pa.array(values))
+        pq.write_table(table, path)
+    with pytest.raises(DiversegError, match=r"below --min-quality 0\.9"):
+        select(tmp_path / "scores", tmp_path / "sel", min_quality=0.9, basis=str(BASIS))
+    assert not (tmp_path / "sel" / "selection.json").exists()
+    result = select(tmp_path / "scores", tmp_path / "sel", min_quality=0.9, basis=str(BASIS),
+                    on_low_quality="warn")
+    info = json.loads((tmp_path / "sel" / "selection.json").read_text())
+    assert 0.6 < result.quality["quality"] < 0.9
+    assert info["quality"]["passed"] is False and info["quality"]["min_quality"] == 0.9
+    ok = select(tmp_path / "scores", tmp_path / "sel2", min_quality=0.5, basis=str(BASIS))
+    assert ok.quality["passed"] is True
