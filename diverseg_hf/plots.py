@@ -1,6 +1,6 @@
-"""Figures for the quality estimate: the target's blockiness violin beside each basis quality.
+"""Figures: the quality estimate's violins and the score histograms of published dataset cards.
 
-The style follows the paper's figure: one violin per set on a shared blockiness axis (0..300), the
+The quality figure follows the paper's: one violin per set on a shared blockiness axis (0..300), the
 target first. Rendering uses matplotlib's Agg canvas directly, so no global backend is changed.
 
 Example:
@@ -85,4 +85,45 @@ def plot_quality(
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
+    return out
+
+
+def plot_histogram(
+    values: np.ndarray,
+    out_png: str | os.PathLike,
+    *,
+    xlabel: str,
+    title: str,
+    line: float | None = None,
+    line_label: str | None = None,
+    bins: int = 100,
+    color: str = "#4C72B0",
+) -> Path:
+    """Save a histogram of ``values`` (counts of images) with an optional dashed threshold line.
+
+    Example:
+        >>> import tempfile
+        >>> out = plot_histogram(np.arange(50.0), Path(tempfile.mkdtemp()) / "h.png", xlabel="x", title="t", line=10)
+        >>> out.exists()
+        True
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(6.4, 3.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.hist(values, bins=bins, color=color)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if line is not None:
+        ax.axvline(line, color="#C44E52", linestyle="--", label=line_label)
+        if line_label:
+            ax.legend()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("source images")
+    ax.set_title(title)
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, metadata={"Software": None})
     return out

@@ -41,6 +41,7 @@ from tqdm import tqdm
 from . import __version__
 from .cards import license_for, render_card
 from .errors import DiversegError
+from .plots import plot_histogram
 from .score import ScoreTable, write_json_atomic
 from .select import load_selection
 from .sources import Source, reopen_source
@@ -190,13 +191,6 @@ def _write_scores(table: pa.Table, out: Path, name: str) -> dict[str, Any]:
 
 def _plots(out: Path, name: str, scores: pa.Table, info: dict[str, Any]) -> list[dict[str, str]]:
     """Histograms of the selection column (with theta) and of blockiness (with the ceiling)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    assets = out / "assets"
-    assets.mkdir(exist_ok=True)
     ok = scores.column("error").is_null().to_numpy(zero_copy_only=False)
     plots = []
     columns = [c for c in info["thetas"] if c in scores.column_names]
@@ -205,27 +199,22 @@ def _plots(out: Path, name: str, scores: pa.Table, info: dict[str, Any]) -> list
     for col in columns:
         values = scores.column(col).to_numpy(zero_copy_only=False).astype(float)[ok]
         values = values[np.isfinite(values)]
-        fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+        title = f"{name}: {col} of {values.size:,} scored source images"
+        path = out / "assets" / f"{name}_{col}.png"
         if col == "blockiness":
             line = info["rules"].get("max_blockiness")
-            ax.hist(np.clip(values, 0, 300), bins=100, color="#4C72B0")
-            ax.set_xlabel("blockiness B(x) (values above 300 shown at 300)")
-            label = f"ceiling {line:g}" if line is not None else None
+            plot_histogram(
+                np.clip(values, 0, 300), path, xlabel="blockiness B(x) (values above 300 shown at 300)",
+                title=title, line=line, line_label=f"ceiling {line:g}" if line is not None else None,
+            )
         else:
             line = info["thetas"][col]
-            ax.hist(values, bins=min(100, max(10, int(values.max() - values.min() + 1) if values.size else 10)),
-                    color="#55A868")
-            ax.set_xlabel(_COUNT_LABELS.get(col, col))
-            label = f"theta = {line:g}" if line is not None else None
-        if line is not None:
-            ax.axvline(line, color="#C44E52", linestyle="--", label=label)
-            ax.legend()
-        ax.set_ylabel("source images")
-        ax.set_title(f"{name}: {col} of {values.size:,} scored source images")
-        fig.tight_layout()
-        path = assets / f"{name}_{col}.png"
-        fig.savefig(path, metadata={"Software": None})
-        plt.close(fig)
+            span = int(values.max() - values.min() + 1) if values.size else 10
+            plot_histogram(
+                values, path, xlabel=_COUNT_LABELS.get(col, col), title=title, line=line,
+                line_label=f"theta = {line:g}" if line is not None else None,
+                bins=min(100, max(10, span)), color="#55A868",
+            )
         plots.append({"path": f"assets/{path.name}", "alt": f"{col} histogram of {name}"})
     return plots
 
