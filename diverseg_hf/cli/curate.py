@@ -7,6 +7,7 @@ import sys
 
 from ..curate import curate
 from .publish import add_publish_options, publish_kwargs
+from .push import add_push_to_hub_options, push_to_hub_from_args
 from .score import add_score_options, add_source_options, score_kwargs, source_from_args
 from .select import add_select_options, select_kwargs
 
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_score_options(parser)
     add_select_options(parser)
     add_publish_options(parser)
+    add_push_to_hub_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -38,4 +40,5 @@ def run(args: argparse.Namespace) -> int:
     published = result.published
     print(f"curate: {published.num_examples} images published as {published.name!r} -> {published.out}",
           file=sys.stderr)
+    push_to_hub_from_args(args, args.out)
     return 0

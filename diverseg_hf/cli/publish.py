@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from ..publish import publish
+from .push import add_push_to_hub_options, push_to_hub_from_args
 
 EPILOG = """examples:
   diverseg publish sel/ --out mysubset/ --name mine --format parquet,webdataset --shard-size 500MB
@@ -31,7 +32,8 @@ def add_publish_options(parser: argparse.ArgumentParser) -> None:
 def publish_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"name": args.name, "formats": [f.strip() for f in args.format.split(",") if f.strip()],
             "shard_size": args.shard_size, "license": args.license, "gated": args.gated,
-            "include_scores": args.include_scores, "description": args.description}
+            "include_scores": args.include_scores, "description": args.description,
+            "repo": args.push_to_hub}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,10 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--source", help="the source (default: the one recorded in the selection)")
     parser.add_argument("--out", required=True, metavar="DATASET_DIR", help="dataset folder")
     add_publish_options(parser)
+    add_push_to_hub_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     result = publish(args.selection, args.out, source=args.source, **publish_kwargs(args))
     print(f"publish: {result.num_examples} images, {len(result.files)} files -> {result.out}", file=sys.stderr)
+    push_to_hub_from_args(args, args.out)
     return 0

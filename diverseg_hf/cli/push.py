@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..hub import MAX_FILES_PER_COMMIT, push_folder
+from ..hub import MAX_FILES_PER_COMMIT, PushResult, push_folder
 
 EPILOG = """examples:
   diverseg push diverseg/ my-org/diverseg --private --gated manual
@@ -33,11 +33,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    result = push_folder(args.folder, args.repo_id, private=args.private, revision=args.revision,
-                         message=args.message, gated=args.gated, max_files_per_commit=args.max_files_per_commit,
-                         prune=args.prune)
+def add_push_to_hub_options(parser: argparse.ArgumentParser) -> None:
+    """``--push-to-hub REPO_ID`` and ``--private`` for the commands that write a dataset folder."""
+    group = parser.add_argument_group("Hub")
+    group.add_argument("--push-to-hub", metavar="REPO_ID",
+                       help="then upload the dataset folder to this Hub dataset repo (as diverseg push --prune)")
+    group.add_argument("--private", action="store_true", help="create the Hub repo private")
+
+
+def push_to_hub_from_args(args: argparse.Namespace, folder: str) -> None:
+    """Push ``folder`` when ``--push-to-hub`` was given; gated configs gate the repo (automatic approval)."""
+    if args.push_to_hub:
+        report(push_folder(folder, args.push_to_hub, private=args.private, prune=True,
+                           gated="auto" if getattr(args, "gated", None) else None))
+
+
+def report(result: PushResult) -> None:
     print(f"push: {len(result.uploaded)} files uploaded in {len(result.commits)} commits, "
           f"{len(result.skipped)} already on the Hub, {len(result.deleted)} deleted "
           f"-> datasets/{result.repo_id}@{result.revision}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    report(push_folder(args.folder, args.repo_id, private=args.private, revision=args.revision,
+                       message=args.message, gated=args.gated, max_files_per_commit=args.max_files_per_commit,
+                       prune=args.prune))
     return 0
