@@ -112,11 +112,14 @@ def prepare_records(records: Iterable[Record], scorers: Sequence[Scorer]) -> tup
         }
         rgb = None
         try:
-            info = probe(record.data)
-            row["format"] = info.format
-            row["width"], row["height"] = info.width, info.height
-            rgb = decode_rgb(record.data)
-            row["height"], row["width"] = int(rgb.shape[0]), int(rgb.shape[1])  # after EXIF rotation
+            if record.error:  # the source could not hand over the bytes
+                row["error"] = record.error
+            else:
+                info = probe(record.data)
+                row["format"] = info.format
+                row["width"], row["height"] = info.width, info.height
+                rgb = decode_rgb(record.data)
+                row["height"], row["width"] = int(rgb.shape[0]), int(rgb.shape[1])  # after EXIF rotation
         except ImageError as exc:
             row["error"] = exc.reason
         rows.append(row)

@@ -36,7 +36,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import DiversegError
+from .errors import DiversegError, ImageError
 from .images import IMAGE_SUFFIXES, find_image_files, read_bytes
 from .keys import encode_key
 
@@ -48,12 +48,17 @@ _IMAGE_COLUMN_NAMES = ("image", "img", "jpg", "jpeg", "png", "webp")
 
 @dataclass(frozen=True)
 class Record:
-    """One source image: unique dot-free ``key``, original bytes, ``origin`` reference, extras."""
+    """One source image: unique dot-free ``key``, original bytes, ``origin`` reference, extras.
+
+    ``error`` is set when the source could not hand over the bytes (e.g. an image cell holding only a
+    path that cannot be read); the engine records it instead of decoding.
+    """
 
     key: str
     data: bytes
     origin: str
     extra: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,7 @@ class ParquetUnit(Unit):
             raw_keys = batch.column(key_col).to_pylist() if key_col else [None] * len(images)
             for value, raw_key in zip(images, raw_keys):
                 key = encode_key(str(raw_key)) if raw_key is not None else encode_key(f"{self.label}/{row:08d}")
-                yield Record(key, _image_bytes(value, Path(self.path).parent), f"{self.label}.parquet#row={row}")
+                yield _cell_record(key, value, Path(self.path).parent, f"{self.label}.parquet#row={row}")
                 row += 1
 
 
@@ -162,26 +167,30 @@ class HubUnit(Unit):
             raw_key = example.get(self.id_column) if self.id_column else None
             key = encode_key(str(raw_key)) if raw_key is not None else f"{self.shard:05d}-{row:08d}"
             origin = f"{self.dataset}:{self.split}#shard={self.shard}&row={row}"
-            yield Record(key, _image_bytes(example[image_col], None), origin)
+            yield _cell_record(key, example[image_col], None, origin)
 
 
-def _image_bytes(value: Any, base: Path | None) -> bytes:
-    """Original bytes of an image cell: binary, or a ``{bytes, path}`` struct (path read if no bytes)."""
-    if value is None:
-        return b""
+def _cell_record(key: str, value: Any, base: Path | None, origin: str) -> Record:
+    """A record from an image cell: binary, or a ``{bytes, path}`` struct (the path read if no bytes).
+
+    The cell's ``path`` (the original file name, e.g. ImageNet's) is kept in ``extra["path"]``.
+    """
     if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    if isinstance(value, dict):
-        if value.get("bytes"):
-            return bytes(value["bytes"])
-        path = value.get("path")
-        if path:
-            candidate = Path(path) if base is None or Path(path).is_absolute() else base / path
-            try:
-                return read_bytes(candidate)
-            except Exception:
-                return b""
-    return b""
+        return Record(key, bytes(value), origin)
+    if not isinstance(value, dict):
+        return Record(key, b"", origin, error="unsupported: image cell is neither bytes nor {bytes, path}")
+    path = value.get("path")
+    extra = {"path": path} if path else {}
+    if value.get("bytes"):
+        return Record(key, bytes(value["bytes"]), origin, extra)
+    if not path:
+        return Record(key, b"", origin, extra, error="empty: image cell has neither bytes nor a path")
+    candidate = Path(path) if base is None or Path(path).is_absolute() else base / path
+    try:
+        return Record(key, read_bytes(candidate), origin, extra)
+    except ImageError as exc:
+        return Record(key, b"", origin, extra, error=f"unreadable: image cell holds only the path {path!r} "
+                      f"({exc.reason}); paths into archives or remote files are not supported")
 
 
 def _guess_image_column(schema: pa.Schema, where: str) -> str:

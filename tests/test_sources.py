@@ -163,3 +163,29 @@ def test_errors_are_one_line(tmp_path):
         detect_kind(str(tmp_path / "x.txt"))
     assert detect_kind("hf://datasets/org/name") == "hub"
     assert detect_kind("org/name") == "hub"
+
+
+def test_parquet_path_only_cells_are_read_or_recorded(tmp_path):
+    files = good_images(2)
+    data = next(iter(files.values()))
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "a.jpg").write_bytes(data)
+    image = pa.array([{"bytes": None, "path": "pics/a.jpg"}, {"bytes": None, "path": "pics/b.jpg"}],
+                     pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+    pq.write_table(pa.table({"image": image}), tmp_path / "part-0.parquet")
+    found, missing = all_records(open_source(str(tmp_path / "part-0.parquet")))
+    assert found.data == data and found.error is None and found.extra["path"] == "pics/a.jpg"
+    assert missing.data == b"" and missing.extra["path"] == "pics/b.jpg"
+    assert missing.error.startswith("unreadable: image cell holds only the path")
+
+
+def test_source_errors_reach_the_score_table(tmp_path):
+    from diverseg_hf.score import prepare_records
+    from diverseg_hf.scoring import create_scorer
+
+    image = pa.array([{"bytes": None, "path": "gone.png"}], pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+    pq.write_table(pa.table({"image": image}), tmp_path / "p.parquet")
+    records = all_records(open_source(str(tmp_path / "p.parquet")))
+    rows, images = prepare_records(records, [create_scorer("blockiness")])
+    assert images == [None]
+    assert rows[0]["error"].startswith("unreadable:") and rows[0]["blockiness"] is None

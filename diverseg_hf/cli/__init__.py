@@ -18,7 +18,7 @@ from .. import __version__
 from ..errors import DiversegError
 
 #: Subcommand modules, in the order ``diverseg --help`` lists them.
-COMMANDS = ["blockiness", "quality", "calibrate", "score", "select", "publish", "curate", "push"]
+COMMANDS = ["blockiness", "quality", "calibrate", "score", "select", "publish", "curate", "build", "push"]
 
 
 def build_parser() -> argparse.ArgumentParser:
