@@ -10,6 +10,7 @@ from ..build import SUBSETS, build, built_configs
 from ..errors import DiversegError
 from ..sources import KINDS
 from .push import add_push_to_hub_options, push_to_hub_from_args
+from .score import add_engine_options, engine_from_args
 
 EPILOG = """examples:
   diverseg build I --out diverseg --source /data/imagenet/train --from-list DiverSeg-I_list.txt
@@ -64,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--batch-size", type=int, help="images per scorer call")
     group.add_argument("--workers", type=int, help="worker processes for CPU scorers (default 1)")
     group.add_argument("--limit", type=int, help="score only the first N images")
+    add_engine_options(parser, group)
     out = parser.add_argument_group("publishing")
     out.add_argument("--format", default="parquet", help="parquet, or parquet,webdataset")
     out.add_argument("--shard-size", default="500MB", help="maximum bytes per shard (default 500MB)")
@@ -94,6 +96,7 @@ def build_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "formats": [f.strip() for f in args.format.split(",") if f.strip()],
         "shard_size": args.shard_size,
         "repo": args.push_to_hub,
+        "engine": engine_from_args(args),
         **{k: v for k, v in {"device": args.device, "batch_size": args.batch_size, "workers": args.workers,
                              "limit": args.limit}.items() if v is not None},
     }

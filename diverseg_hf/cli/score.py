@@ -47,6 +47,11 @@ def add_score_options(parser: argparse.ArgumentParser) -> None:
                       help="skip units already complete (default)")
     mode.add_argument("--overwrite", dest="overwrite", action="store_true", help="discard earlier results")
     group.add_argument("--limit", type=int, help="score only the first N images")
+    add_engine_options(parser, group)
+
+
+def add_engine_options(parser: argparse.ArgumentParser, group: argparse._ArgumentGroup) -> None:
+    """``--engine local|ray`` and the Ray cluster options (score, curate, build)."""
     group.add_argument("--engine", choices=("local", "ray"), default="local",
                        help="local: this machine (default); ray: a Ray cluster (needs the [ray] extra)")
     ray_group = parser.add_argument_group(
@@ -56,6 +61,16 @@ def add_score_options(parser: argparse.ArgumentParser) -> None:
     ray_group.add_argument("--gpus-per-worker", type=float, default=0, metavar="G", help="GPUs per actor (default 0)")
     ray_group.add_argument("--rows-per-block", type=int, default=DEFAULT_ROWS_PER_BLOCK, metavar="R",
                            help=f"images per Ray block, the work of one actor call (default {DEFAULT_ROWS_PER_BLOCK})")
+
+
+def engine_from_args(args: argparse.Namespace):
+    """The engine ``score(engine=...)`` takes: None for the local one, or the Ray engine with its options."""
+    if args.engine == "ray":
+        return ray_engine(address=args.ray_address, gpus_per_worker=args.gpus_per_worker,
+                          rows_per_block=args.rows_per_block)
+    if args.ray_address or args.gpus_per_worker:
+        raise DiversegError("--ray-address and --gpus-per-worker need --engine ray")
+    return None
 
 
 def source_from_args(args: argparse.Namespace):
@@ -74,14 +89,8 @@ def score_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         gpus = [int(g) for g in args.gpus.split(",")] if args.gpus else None
     except ValueError:
         raise DiversegError(f"--gpus must be comma-separated integers, got {args.gpus!r}") from None
-    engine = None
-    if args.engine == "ray":
-        engine = ray_engine(address=args.ray_address, gpus_per_worker=args.gpus_per_worker,
-                            rows_per_block=args.rows_per_block)
-    elif args.ray_address or args.gpus_per_worker:
-        raise DiversegError("--ray-address and --gpus-per-worker need --engine ray")
     return {
-        "engine": engine,
+        "engine": engine_from_args(args),
         "scorers": [s.strip() for s in args.scorers.split(",") if s.strip()],
         "scorer_options": options,
         "device": args.device,
