@@ -17,6 +17,8 @@ from .base import Scorer
 # name -> "module:Class"; modules import their heavy dependencies lazily.
 _REGISTRY: dict[str, str] = {
     "blockiness": "diverseg_hf.scoring.blockiness:BlockinessScorer",
+    "sam": "diverseg_hf.scoring.sam:SamScorer",
+    "detect": "diverseg_hf.scoring.detect:DetectScorer",
 }
 
 
