@@ -1,0 +1,130 @@
+"""ObjectCounter / DetectScorer on a tiny random OWLv2 with a tiny character-level CLIP tokenizer (offline)."""
+
+from __future__ import annotations
+
+import json
+import string
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from diverseg_hf.errors import DiversegError  # noqa: E402
+from diverseg_hf.scoring import create_scorer  # noqa: E402
+from diverseg_hf.scoring.detect import (  # noqa: E402
+    ObjectCounter,
+    lvis_categories,
+    query_text,
+    threshold_for_retention,
+)
+
+VOCAB = ["cat", "dog", "baseball_bat", "car_(automobile)", "monitor_(computer_equipment) computer_monitor"]
+
+
+@pytest.fixture(scope="module")
+def tiny_owl(tmp_path_factory):
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("owl")
+    vocab = {"!": 0, "<|startoftext|>": 1, "<|endoftext|>": 2}  # bos must not be id 0 (0 marks padded queries)
+    for c in list(string.ascii_lowercase) + list("()-'"):
+        vocab.setdefault(c, len(vocab))
+        vocab.setdefault(c + "</w>", len(vocab))
+    (d / "vocab.json").write_text(json.dumps(vocab))
+    (d / "merges.txt").write_text("#version: 0.2\n")
+    tok = transformers.CLIPTokenizer(str(d / "vocab.json"), str(d / "merges.txt"), model_max_length=16)
+    text = {"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "max_position_embeddings": 16, "bos_token_id": 1, "eos_token_id": 2,
+            "pad_token_id": 2}
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "image_size": 96, "patch_size": 16}
+    model = transformers.Owlv2ForObjectDetection(
+        transformers.Owlv2Config(text_config=text, vision_config=vision, projection_dim=32)).eval()
+    image_processor = transformers.Owlv2ImageProcessorPil(size={"height": 96, "width": 96})
+    return model, transformers.Owlv2Processor(image_processor, tok)
+
+
+def images(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (int(rng.integers(20, 90)), int(rng.integers(20, 90)), 3), dtype=np.uint8)
+            for _ in range(n)]
+
+
+def reference_count(model, processor, rgb, threshold, nms_threshold, template="a photo of a {}") -> int:
+    """transformers' standard path (full forward + post_process_object_detection) + per-class greedy loop NMS."""
+    inputs = processor(text=[[query_text(v, template) for v in VOCAB]], images=[rgb], return_tensors="pt",
+                       padding="max_length", truncation=True, max_length=16)
+    with torch.no_grad():
+        out = model(**inputs)
+    det = processor.image_processor.post_process_object_detection(out, threshold=threshold)[0]
+    boxes, scores, labels = det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist()
+    kept: list[int] = []
+    for i in sorted(range(len(scores)), key=lambda i: -scores[i]):
+        ok = True
+        for j in kept:
+            if labels[i] != labels[j]:
+                continue
+            a, b = boxes[i], boxes[j]
+            inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+            union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+            if union and inter / union > nms_threshold:
+                ok = False
+                break
+        if ok:
+            kept.append(i)
+    return len(kept)
+
+
+def test_lvis_vocabulary():
+    names = lvis_categories()
+    assert len(names) == 1203 == len(set(names))
+    assert names[0] == "aerosol_can" and names[-1] == "zucchini"
+
+
+@pytest.mark.parametrize(("threshold", "nms_threshold"), [(0.0, 0.5), (0.3, 0.3), (0.45, 0.7), (0.5, 0.5)])
+def test_counts_match_transformers_standard_path(tiny_owl, threshold, nms_threshold):
+    model, processor = tiny_owl
+    counter = ObjectCounter(model, vocabulary=VOCAB, processor=processor, score_threshold=threshold,
+                            nms_threshold=nms_threshold, batch_size=3)
+    ims = images(5, seed=int(threshold * 100))
+    want = [reference_count(model, processor, im, threshold, nms_threshold) for im in ims]
+    assert counter.count(ims) == want
+    assert sum(want) > 0 or threshold >= 0.45  # the low thresholds must exercise non-empty NMS
+
+
+def test_text_embeddings_cached_and_batch_equals_singles(tiny_owl, monkeypatch):
+    model, processor = tiny_owl
+    counter = ObjectCounter(model, vocabulary=[*VOCAB, "zebra"], processor=processor, score_threshold=0.2,
+                            batch_size=4)
+    calls = []
+    original = model.owlv2.text_model.forward
+    monkeypatch.setattr(model.owlv2.text_model, "forward", lambda *a, **k: calls.append(1) or original(*a, **k))
+    ims = images(6, seed=3)
+    batched = counter.count(ims)
+    singles = [counter.count([im])[0] for im in ims]
+    assert batched == singles
+    assert len(calls) == 1
+
+
+def test_scorer_records_bad_images(tiny_owl):
+    model, processor = tiny_owl
+    scorer = create_scorer("detect", model=model, vocabulary=VOCAB, processor=processor, score_threshold=0.1)
+    good = images(2, seed=4)
+    out = scorer([good[0], np.zeros((5, 5, 3), np.float32), good[1]])
+    assert out["det_objects"][1] is None and out["error"][1].startswith("unsupported")
+    assert out["det_objects"][0] == scorer([good[0]])["det_objects"][0]
+    assert out["error"][0] is None and out["error"][2] is None
+    assert scorer.settings()["vocabulary_size"] == len(VOCAB)
+
+
+def test_threshold_for_retention_and_misuse(tiny_owl):
+    rng = np.random.default_rng(0)
+    scores = [rng.uniform(0, 1, int(rng.integers(0, 40))) for _ in range(200)]
+    t = threshold_for_retention(scores, 18, 0.25)
+    kept = np.mean([np.sum(s > t) >= 18 for s in scores])
+    assert abs(kept - 0.25) <= 0.02
+    with pytest.raises(DiversegError, match="retention"):
+        threshold_for_retention(scores, 18, 1.5)
+    with pytest.raises(DiversegError, match="processor"):
+        ObjectCounter(tiny_owl[0], vocabulary=VOCAB)
