@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 
 
@@ -35,6 +36,18 @@ class ImageError(DiversegError):
 
 class MissingExtraError(DiversegError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a device out-of-memory error (torch's ``OutOfMemoryError`` or any "out of memory" message).
+
+    Example:
+        >>> is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"))
+        True
+    """
+    torch = sys.modules.get("torch")
+    oom_type = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None) if torch else None
+    return (oom_type is not None and isinstance(exc, oom_type)) or "out of memory" in str(exc).lower()
 
 
 def require(module: str, extra: str) -> ModuleType:

@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__
-from .errors import DiversegError, ImageError
+from .errors import DiversegError, ImageError, is_out_of_memory
 from .images import decode_rgb, probe
 from .scoring import Scorer, create_scorer, get_scorer_class
 from .sources import DEFAULT_UNIT_SIZE, Record, Source, Unit, open_source
@@ -129,12 +129,6 @@ def prepare_records(records: Iterable[Record], scorers: Sequence[Scorer]) -> tup
     return rows, images
 
 
-def _is_oom(exc: BaseException) -> bool:
-    torch = sys.modules.get("torch")
-    oom_type = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None) if torch else None
-    return (oom_type is not None and isinstance(exc, oom_type)) or "out of memory" in str(exc).lower()
-
-
 def run_scorer(scorer: Scorer, images: list[np.ndarray], batch_size: int) -> dict[str, list]:
     """Call ``scorer`` over ``images`` in batches; never loses an image.
 
@@ -149,7 +143,7 @@ def run_scorer(scorer: Scorer, images: list[np.ndarray], batch_size: int) -> dic
         try:
             result = scorer(chunk)
         except Exception as exc:
-            if _is_oom(exc) and size > 1:
+            if is_out_of_memory(exc) and size > 1:
                 size = max(1, size // 2)
                 logger.warning("%s: out of memory; retrying with batch size %d", scorer.name, size)
                 _empty_cache()
@@ -157,7 +151,7 @@ def run_scorer(scorer: Scorer, images: list[np.ndarray], batch_size: int) -> dic
             if len(chunk) > 1:
                 result = _one_by_one(scorer, chunk)
             else:
-                kind = "oom" if _is_oom(exc) else "scorer"
+                kind = "oom" if is_out_of_memory(exc) else "scorer"
                 result = {name: [None] for name in scorer.columns}
                 result["error"] = [f"{kind}: {scorer.name}: {type(exc).__name__}: {exc}"]
         for name in out:

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import DiversegError, require
 from ..images import decode_rgb
-from .base import Scorer
+from .counting import CountingScorer
 
 _TEXT_CACHE: dict[tuple, Any] = {}
 
@@ -175,25 +175,12 @@ class ObjectCounter:
                 "score_threshold": self.score_threshold, "nms_threshold": self.nms_threshold, "dtype": self.dtype}
 
 
-class DetectScorer(Scorer):
+class DetectScorer(CountingScorer):
     """Scorer ``detect``: column ``det_objects`` = open-vocabulary detection count (None + reason on failure)."""
 
     name: ClassVar[str] = "detect"
+    column: ClassVar[str] = "det_objects"
     columns: ClassVar[dict[str, str]] = {"det_objects": "int32"}
-    uses_gpu: ClassVar[bool] = True
-    default_batch_size: ClassVar[int] = 8
 
     def __init__(self, model: Any = "google/owlv2-base-patch16-ensemble", device: str = "cpu", **options: Any):
-        self.counter = ObjectCounter(model, device=device, **options)
-
-    def settings(self) -> dict[str, Any]:
-        return self.counter.describe()
-
-    def to(self, device: str) -> DetectScorer:
-        self.counter.to(device)
-        return self
-
-    def __call__(self, images: list[np.ndarray]) -> dict[str, list]:
-        from .sam import count_rows
-
-        return count_rows(self.counter.count, images, "det_objects", "detect")
+        super().__init__(ObjectCounter(model, device=device, **options))

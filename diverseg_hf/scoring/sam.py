@@ -23,9 +23,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import DiversegError, ImageError, require
+from ..errors import DiversegError, require
 from ..images import decode_rgb
-from .base import Scorer
+from .counting import CountingScorer
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ class SamMaskCounter:
                 "crop_n_layers": 0, "min_mask_region_area": 0}
 
 
-class SamScorer(Scorer):
+class SamScorer(CountingScorer):
     """Scorer ``sam``: column ``sam_masks`` = SAM automatic mask count (None + reason on failure).
 
     Example:
@@ -201,47 +201,8 @@ class SamScorer(Scorer):
     """
 
     name: ClassVar[str] = "sam"
+    column: ClassVar[str] = "sam_masks"
     columns: ClassVar[dict[str, str]] = {"sam_masks": "int32"}
-    uses_gpu: ClassVar[bool] = True
-    default_batch_size: ClassVar[int] = 8
 
     def __init__(self, model: Any = "facebook/sam-vit-huge", device: str = "cpu", **options: Any):
-        self.counter = SamMaskCounter(model, device=device, **options)
-
-    def settings(self) -> dict[str, Any]:
-        return self.counter.describe()
-
-    def to(self, device: str) -> SamScorer:
-        self.counter.to(device)
-        return self
-
-    def __call__(self, images: list[np.ndarray]) -> dict[str, list]:
-        return count_rows(self.counter.count, images, "sam_masks", "sam")
-
-
-def count_rows(count: Any, images: list[np.ndarray], column: str, label: str) -> dict[str, list]:
-    """Scorer output of a batch counter: the whole batch at once, or on failure image by image, each
-    failing image getting ``None`` and a one-line reason. Out-of-memory errors propagate (the engine
-    halves the batch and retries)."""
-    try:
-        return {column: list(count(images)), "error": [None] * len(images)}
-    except (ImageError, ValueError, RuntimeError) as exc:
-        if _is_oom(exc):
-            raise
-        log.debug("batch failed (%s); scoring its images one by one", exc)
-    values: list[int | None] = []
-    errors: list[str | None] = []
-    for image in images:
-        try:
-            values.append(count([image])[0])
-            errors.append(None)
-        except (ImageError, ValueError, RuntimeError) as exc:
-            if _is_oom(exc):
-                raise
-            values.append(None)
-            errors.append(getattr(exc, "reason", None) or f"{label}: {exc}".splitlines()[0])
-    return {column: values, "error": errors}
-
-
-def _is_oom(exc: BaseException) -> bool:
-    return "out of memory" in str(exc).lower()
+        super().__init__(SamMaskCounter(model, device=device, **options))
