@@ -26,13 +26,13 @@ import os
 import re
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DiversegError
+from .files import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -203,18 +203,6 @@ def load_basis(spec: str | os.PathLike | None = None) -> Basis:
     raise DiversegError(f"basis {path}: expected a folder of TSV files, a .parquet or a .json file")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename (never half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save_basis(
     basis: Mapping[int, np.ndarray], path: str | os.PathLike, metadata: Mapping[str, object] | None = None
 ) -> None:
@@ -236,7 +224,7 @@ def save_basis(
     suffix = path.suffix.lower()
     if suffix == ".json":
         doc = {"format": _JSON_FORMAT, "metadata": meta, "values": {str(q): v.tolist() for q, v in basis.items()}}
-        write_atomic(path, json.dumps(doc).encode("utf-8"))
+        write_bytes_atomic(path, json.dumps(doc).encode("utf-8"))
     elif suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -247,7 +235,7 @@ def save_basis(
         table = table.replace_schema_metadata({"diverseg_basis": json.dumps(meta)})
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
-        write_atomic(path, sink.getvalue().to_pybytes())
+        write_bytes_atomic(path, sink.getvalue().to_pybytes())
     else:
         raise DiversegError(f"save_basis: {path} must end in .parquet or .json")
 
@@ -287,7 +275,7 @@ def fetch_default_basis() -> Path:
         got = hashlib.sha256(data).hexdigest()
         if got != digest:
             raise DiversegError(f"checksum mismatch for {url}: expected sha256 {digest}, got {got}")
-        write_atomic(target, data)
+        write_bytes_atomic(target, data)
     return folder
 
 

@@ -42,9 +42,10 @@ from tqdm import tqdm
 
 from .curate import curate, work_dir
 from .errors import DiversegError
+from .files import write_json_atomic
 from .keys import decode_key, encode_key
 from .publish import REGISTRY, publish
-from .score import BASE_SCHEMA, ScoreTable, prepare_records, write_json_atomic
+from .score import BASE_SCHEMA, ScoreTable, prepare_records
 from .scoring import get_scorer_class
 from .select import select
 from .sources import FolderUnit, Record, Source, Unit, open_source

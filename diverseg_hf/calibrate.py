@@ -35,9 +35,10 @@ from PIL import Image, features
 from tqdm import tqdm
 
 from . import __version__
-from .basis import Basis, write_atomic
+from .basis import Basis
 from .blockiness import BlockinessResult, score_image
 from .errors import DiversegError, ImageError
+from .files import write_bytes_atomic
 from .images import decode_rgb, find_image_files, read_bytes
 
 logger = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ def calibrate(
 
     out = Path(out_dir)
     for q in qualities:
-        write_atomic(out / _tsv_name(name, q), "".join(lines[q]).encode("utf-8"))
+        write_bytes_atomic(out / _tsv_name(name, q), "".join(lines[q]).encode("utf-8"))
     record = {
         "name": name,
         "reference": str(reference),
@@ -178,7 +179,7 @@ def calibrate(
         "scorer": "diverseg_hf.blockiness.score_image",
         "diverseg_hf": __version__,
     }
-    write_atomic(out / "basis.json", (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+    write_bytes_atomic(out / "basis.json", (json.dumps(record, indent=2) + "\n").encode("utf-8"))
     skipped = {q: sum(failures[q].values()) for q in qualities if sum(failures[q].values())}
     if skipped:
         logger.warning("calibrate: skipped images per quality: %s", skipped)

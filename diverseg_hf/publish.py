@@ -41,8 +41,9 @@ from tqdm import tqdm
 from . import __version__
 from .cards import license_for, render_card
 from .errors import DiversegError
+from .files import write_json_atomic
 from .plots import plot_histogram
-from .score import ScoreTable, write_json_atomic
+from .score import ScoreTable
 from .select import load_selection
 from .sources import Source, reopen_source
 

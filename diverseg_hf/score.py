@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .errors import DiversegError, ImageError, is_out_of_memory
+from .files import TEMP_GLOB, write_atomic, write_json_atomic
 from .images import decode_rgb, probe
 from .scoring import Scorer, create_scorer, get_scorer_class
 from .sources import DEFAULT_UNIT_SIZE, Record, Source, Unit, open_source
@@ -273,39 +274,6 @@ def build_scorers(specs: Sequence[ScorerSpec], device: str | None = None) -> lis
 # ----------------------------------------------------------------------------- the score table
 
 
-def _write_atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    """Write via ``write(fileobj)`` to a temp file beside ``path``, fsync, rename into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, mode) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Atomically write ``payload`` as indented JSON."""
-    _write_atomic(path, lambda fh: fh.write(json.dumps(payload, indent=2, sort_keys=False) + "\n"), "w")
-
-
 @dataclass
 class ScoreTable:
     """A score table folder: manifest + committed unit shards.
@@ -351,7 +319,7 @@ class ScoreTable:
         elif (root / UNITS_DIR).exists():
             raise DiversegError(f"{root} has unit files but no {MANIFEST}; use --overwrite")
         (root / UNITS_DIR).mkdir(parents=True, exist_ok=True)
-        for stale in (root / UNITS_DIR).glob(".*.tmp"):
+        for stale in (root / UNITS_DIR).glob(TEMP_GLOB):
             stale.unlink()
         table = cls(root, header, units)
         table._reconcile()
@@ -393,7 +361,7 @@ class ScoreTable:
         """Atomically write one unit's table, then record it in the manifest."""
         meta = {METADATA_KEY: json.dumps({"unit": unit_id, **self.header}).encode()}
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
-        _write_atomic(self.unit_path(unit_id), lambda fh: pq.write_table(table, fh, compression="zstd"))
+        write_atomic(self.unit_path(unit_id), lambda fh: pq.write_table(table, fh, compression="zstd"))
         self.counts[unit_id] = _counts(table)
         self.write_manifest()
 
@@ -449,7 +417,7 @@ class ScoreTable:
             with pa.ipc.new_file(fh, schema) as writer:
                 writer.write_table(table.replace_schema_metadata(schema.metadata))
 
-        _write_atomic(path, write)
+        write_atomic(path, write)
         return table.select(columns) if columns else table
 
     def _concat(self, columns: list[str] | None) -> pa.Table:

@@ -38,7 +38,8 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .errors import DiversegError
-from .score import ScoreTable, write_json_atomic
+from .files import write_atomic, write_json_atomic
+from .score import ScoreTable
 
 logger = logging.getLogger(__name__)
 
@@ -203,10 +204,8 @@ def select(
         "quality": quality,
     }
     meta = {b"diverseg": json.dumps(info, default=str).encode()}
-    tmp = out / f".{SELECTION_PARQUET}.tmp"
-    pq.write_table(selected.replace_schema_metadata(meta), tmp, compression="snappy",
-                   use_dictionary=["format"])
-    os.replace(tmp, out / SELECTION_PARQUET)
+    write_atomic(out / SELECTION_PARQUET, lambda fh: pq.write_table(
+        selected.replace_schema_metadata(meta), fh, compression="snappy", use_dictionary=["format"]))
     write_json_atomic(out / SELECTION_JSON, json.loads(json.dumps(info, default=str)))
     logger.info("select: %s", result)
     return result

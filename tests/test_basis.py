@@ -16,6 +16,7 @@ import pytest
 from diverseg_hf import DiversegError, load_basis
 from diverseg_hf import basis as basis_mod
 from diverseg_hf.basis import discover_basis_files, read_scores_tsv, save_basis
+from diverseg_hf.files import TEMP_GLOB
 
 DF2K_BASIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "df2k_basis"
 needs_df2k = pytest.mark.skipif(
@@ -129,7 +130,7 @@ def test_save_load_round_trip_is_exact(tmp_path, suffix):
     assert list(loaded) == [100, 85, 50]
     for q in basis:
         np.testing.assert_array_equal(loaded[q], basis[q])
-    assert not list(tmp_path.glob("*.partial"))
+    assert not list(tmp_path.glob(TEMP_GLOB))
 
 
 def test_parquet_metadata_recorded(tmp_path):
@@ -233,7 +234,7 @@ def test_checksum_mismatch_is_refused(served, tmp_path):
         load_basis()
     folder = tmp_path / "cache" / "basis" / f"df2k-{basis_mod.DF2K_COMMIT}"
     assert not (folder / "DF2K_q85.txt").exists()
-    assert not list(folder.glob("*.partial"))
+    assert not list(folder.glob(TEMP_GLOB))
 
 
 def test_offline_error_names_the_overrides(tmp_path, monkeypatch):
