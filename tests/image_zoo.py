@@ -8,12 +8,12 @@ Example:
 
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
+from conftest import encode
 from PIL import Image
 
 #: name -> (file name, True if a valid image that must be scored, False if it must be an error)
@@ -47,12 +47,6 @@ def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.clip(np.asarray(big).astype(int) + noise, 0, 255).astype(np.uint8)
 
 
-def _encode(im: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
 def _png_header_only(width: int, height: int) -> bytes:
     """A PNG signature + IHDR claiming a huge size, with a tiny IDAT: a decompression-bomb header."""
     def chunk(tag: bytes, payload: bytes) -> bytes:
@@ -67,26 +61,26 @@ def zoo_bytes(seed: int = 0) -> dict[str, bytes]:
     """All zoo images as encoded bytes, keyed by case name."""
     rgb = textured(67, 91, seed)
     out: dict[str, bytes] = {}
-    out["rgb_png"] = _encode(Image.fromarray(rgb), "PNG")
+    out["rgb_png"] = encode(Image.fromarray(rgb), "PNG")
     cmyk = Image.fromarray(rgb).convert("CMYK")
-    out["cmyk_jpeg"] = _encode(cmyk, "JPEG", quality=90)
+    out["cmyk_jpeg"] = encode(cmyk, "JPEG", quality=90)
     gray16 = (textured(50, 61, seed + 1)[..., 0].astype(np.uint16) * 257 + 91).astype(np.uint16)
-    out["gray16_png"] = _encode(Image.fromarray(gray16), "PNG")
+    out["gray16_png"] = encode(Image.fromarray(gray16), "PNG")
     rgb16 = textured(45, 53, seed + 2).astype(np.uint16) * 256 + 200
     out["rgb16_png"] = _png16_rgb(rgb16)
-    out["palette_png"] = _encode(Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE, colors=60), "PNG")
+    out["palette_png"] = encode(Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE, colors=60), "PNG")
     rgba = np.dstack([rgb, textured(67, 91, seed + 3)[..., :1]])
-    out["rgba_png"] = _encode(Image.fromarray(rgba, "RGBA"), "PNG")
+    out["rgba_png"] = encode(Image.fromarray(rgba, "RGBA"), "PNG")
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
-    out["exif_rotated_jpeg"] = _encode(Image.fromarray(textured(40, 72, seed + 4)), "JPEG", quality=85, exif=exif)
-    out["gray_jpeg"] = _encode(Image.fromarray(rgb[..., 1]), "JPEG", quality=80)
-    out["webp"] = _encode(Image.fromarray(rgb), "WEBP", quality=80)
-    out["tiny_1px"] = _encode(Image.new("RGB", (1, 1), (10, 20, 30)), "PNG")
-    out["flat_png"] = _encode(Image.new("RGB", (64, 64), (128, 128, 128)), "PNG")
+    out["exif_rotated_jpeg"] = encode(Image.fromarray(textured(40, 72, seed + 4)), "JPEG", quality=85, exif=exif)
+    out["gray_jpeg"] = encode(Image.fromarray(rgb[..., 1]), "JPEG", quality=80)
+    out["webp"] = encode(Image.fromarray(rgb), "WEBP", quality=80)
+    out["tiny_1px"] = encode(Image.new("RGB", (1, 1), (10, 20, 30)), "PNG")
+    out["flat_png"] = encode(Image.new("RGB", (64, 64), (128, 128, 128)), "PNG")
     out["empty"] = b""
     out["text_as_png"] = b"this is not an image, just some notes\n"
-    full = _encode(Image.fromarray(textured(96, 96, seed + 5)), "JPEG", quality=90)
+    full = encode(Image.fromarray(textured(96, 96, seed + 5)), "JPEG", quality=90)
     out["truncated_jpeg"] = full[: len(full) // 2]
     out["bomb_header"] = _png_header_only(60000, 60000)
     return out

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import itertools
 import time
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from conftest import encode
 from image_zoo import textured, write_zoo
-from PIL import Image
 
 from diverseg_hf.scoring.base import Scorer
-
-
-def encode(rgb: np.ndarray, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, fmt, **kw)
-    return buf.getvalue()
 
 
 def good_images(n: int, seed: int = 0) -> dict[str, bytes]:

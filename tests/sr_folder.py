@@ -14,11 +14,11 @@ import json
 import tarfile
 from pathlib import Path
 
+import conftest
 import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image
 
 FEATURES = datasets.Features(
     {"key": datasets.Value("string"), "image": datasets.Image(), "blockiness": datasets.Value("float64")}
@@ -26,9 +26,8 @@ FEATURES = datasets.Features(
 
 
 def encode(rgb: np.ndarray, fmt: str = "PNG") -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-    return buf.getvalue()
+    """PNG, or JPEG at quality 95."""
+    return conftest.encode(rgb, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
 
 
 def write_published_folder(

@@ -12,16 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DF2K_BASIS, needs_df2k_basis
 
 from diverseg_hf import DiversegError, load_basis
 from diverseg_hf import basis as basis_mod
 from diverseg_hf.basis import discover_basis_files, read_scores_tsv, save_basis
 from diverseg_hf.files import TEMP_GLOB
 
-DF2K_BASIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "df2k_basis"
-needs_df2k = pytest.mark.skipif(
-    not (DF2K_BASIS / "DF2K.txt").is_file(), reason=f"released DF2K basis not found at {DF2K_BASIS}"
-)
+needs_df2k = needs_df2k_basis
 
 
 def touch(folder: Path, *names: str, text: str = "a.png\t1.0\nb.png\t2.0\n") -> Path:

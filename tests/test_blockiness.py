@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_IMAGES, needs_shared_images
 from image_zoo import INVALID, VALID, textured, write_zoo, zoo_bytes
 from PIL import Image
 
@@ -16,11 +16,7 @@ from diverseg_hf.blockiness import block_counts, blockiness_of_gray, iter_blocki
 from diverseg_hf.errors import ImageError
 from diverseg_hf.images import decode_gray
 
-SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
-needs_shared = pytest.mark.skipif(
-    not (SHARED_IMAGES / "REFERENCE_BLOCKINESS.tsv").exists(),
-    reason=f"reference images not found at {SHARED_IMAGES}",
-)
+needs_shared = needs_shared_images
 
 
 def reference_values() -> dict[str, float]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_IMAGES
 from image_zoo import textured
 
 from diverseg_hf.blockiness import blockiness_of_gray
@@ -15,7 +15,6 @@ from diverseg_hf.images import decode_gray, find_image_files, rgb_to_gray
 torch = pytest.importorskip("torch", reason="the torch path needs the [sam] extra")
 from diverseg_hf.blockiness_torch import blockiness_torch, rgb_to_gray_torch  # noqa: E402
 
-SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_IMAGES
 from image_zoo import INVALID, VALID, write_zoo, zoo_bytes
 from PIL import Image
 
 from diverseg_hf.errors import ImageError
 from diverseg_hf.images import decode_gray, decode_rgb, find_image_files, probe, rgb_to_gray
-
-SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
 
 
 def integer_gray(rgb: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DF2K_BASIS
 from PIL import Image
 from scipy.special import kl_div
 from scipy.stats import gaussian_kde
@@ -18,7 +19,6 @@ from diverseg_hf.cli import main
 from diverseg_hf.plots import plot_quality
 from diverseg_hf.quality import Density, weighted_quality
 
-DF2K_BASIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "df2k_basis"
 needs_df2k = pytest.mark.skipif(
     not (DF2K_BASIS / "EXPECTED_QUALITY.json").is_file(), reason=f"released DF2K basis not found at {DF2K_BASIS}"
 )

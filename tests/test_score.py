@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import SHARED_IMAGES
 from image_zoo import INVALID, VALID, textured
 from pipeline_helpers import FakeGpuScorer, encode, good_images, mixed_folder, rows_of, write_files
 
@@ -27,7 +28,7 @@ from diverseg_hf.images import decode_rgb, probe
 from diverseg_hf.score import ScoreTable, run_scorer, score, score_unit, scorer_specs
 from diverseg_hf.sources import open_source
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
+SHARED = SHARED_IMAGES
 TESTS = Path(__file__).resolve().parent
 
 

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import DF2K_BASIS
 from pipeline_helpers import synthetic_scores
 
 from diverseg_hf.errors import DiversegError
 from diverseg_hf.score import ScoreTable
 from diverseg_hf.select import load_selection, select
 
-BASIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "df2k_basis"
+BASIS = DF2K_BASIS
 
 
 def reference(rows, max_blockiness=None, thetas=None):
