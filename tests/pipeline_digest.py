@@ -3,7 +3,8 @@
 Runs ``diverseg curate`` (folder, Parquet and tar sources), ``diverseg build I --from-list`` and
 ``diverseg build IP`` through the command line, then prints one ``path<TAB>sha256`` line per output
 file: tar shards by their bytes, Parquet files by their rows (so a pyarrow upgrade does not show as a
-change), JSON and cards with the run's temporary folder replaced by ``<ROOT>``. Run it before and after
+change), JSON and cards with the run's temporary folder replaced by ``<ROOT>`` (and without the
+file mtimes of unit fingerprints). Run it before and after
 a change and diff the outputs:
 
     python tests/pipeline_digest.py > before.txt; ...; python tests/pipeline_digest.py > after.txt
@@ -51,6 +52,8 @@ def _digest(path: Path, root: Path) -> str:
         if path.suffix == ".json":
             payload = json.loads(text)
             payload.pop("package_version", None)
+            for unit in payload.get("units", []):
+                unit.pop("fingerprint", None)  # file mtimes
             text = json.dumps(payload, sort_keys=True)
         data = text.encode()
     else:
