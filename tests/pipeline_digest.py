@@ -8,6 +8,8 @@ file mtimes of unit fingerprints). Run it before and after
 a change and diff the outputs:
 
     python tests/pipeline_digest.py > before.txt; ...; python tests/pipeline_digest.py > after.txt
+
+With ``--bytes``, Parquet files are hashed by their bytes too (for a comparison within one environment).
 """
 
 from __future__ import annotations
@@ -43,8 +45,10 @@ def _canonical(value):
     return value
 
 
-def _digest(path: Path, root: Path) -> str:
-    if path.suffix == ".parquet":
+def _digest(path: Path, root: Path, raw: bool) -> str:
+    if path.suffix == ".parquet" and raw:
+        data = path.read_bytes()
+    elif path.suffix == ".parquet":
         rows = _canonical(pq.read_table(path).to_pylist())
         data = json.dumps(rows, sort_keys=True, default=str).encode()
     elif path.suffix in (".json", ".md"):
@@ -105,7 +109,7 @@ def main() -> None:
         for path in sorted(p for p in root.rglob("*") if p.is_file() and "src_" not in p.parts[-3]):
             rel = path.relative_to(root).as_posix()
             if rel.startswith(("out/", "diverseg/")) and not path.name.endswith(".arrow"):
-                print(f"{rel}\t{_digest(path, root)}")
+                print(f"{rel}\t{_digest(path, root, '--bytes' in sys.argv)}")
 
 
 if __name__ == "__main__":
