@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -88,51 +89,97 @@ def stats(table: pa.Table) -> dict[str, Any]:
             "blockiness_percentiles": pct}
 
 
-def config_entry(name: str, info: dict[str, Any], table: pa.Table, features, formats: list[str],
-                  extensions: set[str], score_cols: list[str], num_bytes: int, lic: dict[str, Any],
-                  description: str | None, scores_entry: dict[str, Any] | None) -> dict[str, Any]:
-    """The registry record of one config: everything the card needs."""
+def public_value(value: Any) -> Any:
+    """``value`` with every absolute local path (at any depth) replaced by its file name.
+
+    Example:
+        >>> public_value({"checkpoint": "/home/me/sam_vit_b.pth", "model": "facebook/sam-vit-base", "n": 3})
+        {'checkpoint': 'sam_vit_b.pth', 'model': 'facebook/sam-vit-base', 'n': 3}
+    """
+    if isinstance(value, dict):
+        return {k: public_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [public_value(v) for v in value]
+    if isinstance(value, str) and (os.path.isabs(value) or value.startswith("~")):
+        return os.path.basename(value.rstrip("/\\")) or value
+    return value
+
+
+def public_source(source: dict[str, Any]) -> dict[str, Any]:
+    """What a published file may say about a source: a Hub dataset by id (and revision), a local one by its
+    own name (never a path on the publishing machine).
+
+    Example:
+        >>> public_source({"kind": "folder", "spec": "../data/images", "unit_size": 256})
+        {'kind': 'folder', 'spec': 'images', 'unit_size': 256}
+        >>> public_source({"kind": "hub", "spec": "ILSVRC/imagenet-1k", "revision": "4603483"})["spec"]
+        'ILSVRC/imagenet-1k'
+    """
+    out = public_value(dict(source))
+    spec = source.get("spec")
+    if source.get("kind") != "hub" and isinstance(spec, str):
+        out["spec"] = Path(spec).name or spec
+    return out
+
+
+def _wds_features(table: pa.Table, score_cols: list[str], tar_extension: str):
+    """Features of the tars: one image field (every image member is ``<key>.<tar_extension>``), the json."""
     import datasets
 
+    plain = published_features(pa.schema([table.schema.field(c) for c in ["key", *score_cols]]), with_image=False)
+    return datasets.Features({
+        tar_extension: datasets.Image(),
+        "json": datasets.Features({**plain, "format": datasets.Value("string")}),
+        "__key__": datasets.Value("string"),
+        "__url__": datasets.Value("string"),
+    })
+
+
+def config_entry(name: str, info: dict[str, Any], table: pa.Table, features, formats: list[str],
+                 extensions: set[str], score_cols: list[str], num_bytes: int, lic: dict[str, Any],
+                 description: str | None, scores_entry: dict[str, Any] | None, generation: str | None = None,
+                 tar_extension: str = "jpg") -> dict[str, Any]:
+    """The registry record of one config: everything the card needs (no local path: see :func:`public_source`)."""
     split = {"name": "train", "num_bytes": num_bytes, "num_examples": table.num_rows}
     yaml_configs: list[dict[str, Any]] = []
     dataset_info: list[dict[str, Any]] = []
     wds_config = None
     if "parquet" in formats:
+        pattern = DatasetDir.parquet_pattern(name, generation=generation)
         yaml_configs.append({"config_name": name, "module": "parquet",
-                             "data_files": [{"split": "train", "path": DatasetDir.parquet_pattern(name)}]})
+                             "data_files": [{"split": "train", "path": pattern}]})
         dataset_info.append({"config_name": name, "features": features._to_yaml_list(), "splits": [split]})
     if "webdataset" in formats:
         wds_config = name if "parquet" not in formats else f"{name}_wds"
-        plain = published_features(pa.schema([table.schema.field(c) for c in ["key", *score_cols]]), with_image=False)
-        wds_features = datasets.Features({
-            **{ext: datasets.Image() for ext in sorted(extensions)},
-            "json": plain,
-            "__key__": datasets.Value("string"),
-            "__url__": datasets.Value("string"),
-        })
-        yaml_configs.append({"config_name": wds_config, "module": "webdataset",
-                             "data_files": [{"split": "train", "path": DatasetDir.tar_pattern(name)}]})
+        wds_features = _wds_features(table, score_cols, tar_extension)
+        yaml_configs.append({"config_name": wds_config, "module": "webdataset", "data_files": [
+            {"split": "train", "path": DatasetDir.tar_pattern(name, generation=generation)}]})
         dataset_info.append({"config_name": wds_config, "features": wds_features._to_yaml_list(),
                              "splits": [split]})
     thetas = info.get("thetas") or {}
     theta_column = next(iter(thetas), None)
-    source = info.get("source") or {}
+    raw_source = info.get("source") or {}
+    source = public_source(raw_source)
+    if description and isinstance(raw_source.get("spec"), str) and raw_source["spec"] != source["spec"]:
+        description = description.replace(raw_source["spec"], source["spec"])
     return {
         "name": name,
+        "generation": generation,
         "num_examples": table.num_rows,
         "num_bytes": num_bytes,
         "size_text": f"{num_bytes / 1e6:,.1f} MB",
         "formats": formats,
+        "extensions": sorted(extensions),
         "wds_config": wds_config,
-        "wds_path": DatasetDir.tar_pattern(name) if wds_config else None,
-        "wds_fields": [*sorted(extensions), "json"] if wds_config else [],
+        "wds_path": DatasetDir.tar_pattern(name, generation=generation) if wds_config else None,
+        "wds_image_field": tar_extension if wds_config else None,
+        "wds_fields": [tar_extension, "json"] if wds_config else [],
         "yaml_configs": yaml_configs,
         "dataset_info": dataset_info,
         "description": description or (
             f"{table.num_rows:,} images selected from `{source.get('spec')}` by the rules below."),
         "source": source,
-        "scorers": info.get("scorers", []),
+        "scorers": public_value(info.get("scorers", [])),
         "rules": info.get("rules", {}),
         "thetas": thetas,
         "theta_column": theta_column,

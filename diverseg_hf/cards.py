@@ -18,6 +18,7 @@ import importlib.resources
 from pathlib import Path
 from typing import Any
 
+from .errors import DiversegError
 from .files import write_bytes_atomic
 from .storage import DatasetDir
 from .version import __version__
@@ -127,16 +128,30 @@ def card_yaml(configs: list[dict[str, Any]]) -> dict[str, Any]:
     return data
 
 
-def render_card(dataset_dir: str | Path, configs: list[dict[str, Any]], repo: str | None = None) -> Path:
-    """Write the card of the dataset folder ``dataset_dir`` for the registered ``configs`` (as publish records them).
+def card_text(dataset_dir: str | Path, configs: list[dict[str, Any]] | None = None, repo: str | None = None) -> str:
+    """The card of the dataset folder ``dataset_dir`` for its registered ``configs`` (default: the registry's).
 
-    ``repo`` is the name shown in loading examples (default: the folder path).
+    With ``repo`` (a Hub dataset id) every loading example reads from the Hub (``diverseg push`` uploads this
+    text for its repo); without, they read the folder by its name, from the folder that contains it. No path
+    of the publishing machine appears in the text.
+
+    Example:
+        >>> card_text("/no/such/dir", [])
+        Traceback (most recent call last):
+        ...
+        diverseg_hf.errors.DiversegError: /no/such/dir has no published configs
     """
     from huggingface_hub import DatasetCard, DatasetCardData
 
     dataset_dir = Path(dataset_dir)
+    configs = DatasetDir(dataset_dir).configs() if configs is None else configs
+    if not configs:
+        raise DiversegError(f"{dataset_dir} has no published configs")
+    folder = dataset_dir.resolve().name
     card_data = DatasetCardData(**card_yaml(configs))
     scores_rows = sum(c["scores"]["split_info"]["num_examples"] for c in configs if c.get("scores"))
+    where = (f"From the Hub (`{repo}`; log in first with `hf auth login` if the repo is gated or private):" if repo
+             else f"From the folder that contains `{folder}/` (or pass the folder's path instead of `\"{folder}\"`):")
     card = DatasetCard.from_template(
         card_data,
         template_path=str(template_path()),
@@ -146,10 +161,17 @@ def render_card(dataset_dir: str | Path, configs: list[dict[str, Any]], repo: st
         scores_rows=scores_rows,
         any_wds=any(c.get("wds_config") for c in configs),
         module=yaml_module(configs),
-        repo=repo or str(dataset_dir),
-        files_prefix=f"hf://datasets/{repo}/" if repo else f"{dataset_dir}/",
+        repo=repo or folder,
+        hub=bool(repo),
+        where=where,
+        files_prefix=f"hf://datasets/{repo}/" if repo else f"{folder}/",
         package_version=__version__,
     )
+    return str(card)
+
+
+def render_card(dataset_dir: str | Path, configs: list[dict[str, Any]], repo: str | None = None) -> Path:
+    """Write the card of the dataset folder ``dataset_dir`` for the registered ``configs`` (see :func:`card_text`)."""
     path = DatasetDir(dataset_dir).card_path
-    write_bytes_atomic(path, str(card).encode("utf-8"))
+    write_bytes_atomic(path, card_text(dataset_dir, configs, repo).encode("utf-8"))
     return path

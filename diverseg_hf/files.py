@@ -27,17 +27,28 @@ TEMP_GLOB = ".*.tmp"
 def write_atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> None:
     """Write via ``write(fileobj)`` to a temporary file beside ``path``, fsync, rename into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp = temp_path(path)
     try:
         with open(tmp, mode) as fh:
             write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        commit_temp(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+
+
+def temp_path(path: str | os.PathLike) -> Path:
+    """A fresh temporary file name beside ``path`` (its folder created), matched by :data:`TEMP_GLOB`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def commit_temp(tmp: Path, path: str | os.PathLike) -> None:
+    """Fsync the closed temporary file ``tmp`` and rename it to ``path`` (for writers that stream into it)."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(Path(path).parent)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

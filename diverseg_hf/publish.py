@@ -2,13 +2,17 @@
 
 What it writes into ``DATASET_DIR`` for config ``NAME`` (the layout is :class:`~diverseg_hf.storage.DatasetDir`'s):
 Parquet shards (key, image as the ``datasets`` Image feature, scores), WebDataset tars
-(``<key>.<ext>`` original bytes + ``<key>.json`` scores), the whole score table as split ``NAME`` of
-the ``scores`` config, histograms, the registry entry and the card (all configs).
+(``<key>.<ext>`` original bytes + ``<key>.json`` scores and format), the whole score table as split
+``NAME`` of the ``scores`` config, histograms, the registry entry and the card (all configs).
 
 Image bytes are copied untouched (sha256 checked against the score table); shards are cut by the
 score table's byte counts before any image is read, and written deterministically (no timestamps,
-fixed tar headers), so publishing the same selection again gives byte-identical files. Shards are
-staged in hidden folders and moved into place only when complete.
+fixed tar headers), so publishing the same selection again gives byte-identical files. Shard files
+carry the config's *generation* (a digest of the selection, the score table and the shard plan) in
+their names, are written atomically and several at a time (``workers``), and a re-run skips those
+already written; the card and the registry switch to the new generation only when all its files
+exist, and the old generation's files are deleted last. See :mod:`diverseg_hf.storage.dataset_dir`
+for why every reader sees either the old config or the new one entirely.
 
 Example:
     >>> parse_size("500MB"), parse_size("2GiB"), parse_size(1024)
@@ -22,32 +26,30 @@ import json
 import logging
 import os
 import re
-import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
 from .card_entry import config_entry, config_figures, published_features
 from .cards import license_for, render_card
-from .errors import DiversegError, ParameterError
-from .sources import Record, Source, reopen_source
-from .storage import DatasetDir, ParquetShardWriter, ScoreTable, TarShardWriter, load_selection
+from .errors import DiversegError, ParameterError, check_at_least
+from .shard_copy import CopyContext, CopyTask, ShardJob, image_extension, plan_tasks, run_tasks, tar_image_extension
+from .sources import Source, Unit, reopen_source
+from .storage import DatasetDir, ParquetShardWriter, ScoreTable, load_selection, read_parquet_table
 from .storage.dataset_dir import REGISTRY
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("parquet", "webdataset")
-ROW_GROUP_ROWS = 100
 SCORES_SHARD_ROWS = 500_000
+#: Bumped when the bytes written for the same selection change, so that a new generation is written.
+LAYOUT_VERSION = 2
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
-_EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff",
-        "GIF": "gif", "PPM": "ppm"}
 
 
 def parse_size(size: str | int) -> int:
@@ -61,11 +63,6 @@ def parse_size(size: str | int) -> int:
     scale = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
              "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}[unit]
     return max(1, int(number * scale))
-
-
-def image_extension(fmt: str | None) -> str:
-    """File extension for a PIL format name (``"JPEG"`` -> ``"jpg"``)."""
-    return _EXT.get((fmt or "").upper(), (fmt or "bin").lower())
 
 
 def plan_shards(sizes: Sequence[int], shard_size: int) -> list[tuple[int, int]]:
@@ -87,6 +84,27 @@ def plan_shards(sizes: Sequence[int], shard_size: int) -> list[tuple[int, int]]:
     return shards
 
 
+def generation(table: pa.Table, scores: pa.Table | None, shards: Sequence[tuple[int, int]]) -> str:
+    """The digest that names a config's files: the selected rows, the score table and the shard plan.
+
+    Example:
+        >>> t = pa.table({"key": ["a", "b"]})
+        >>> generation(t, None, [(0, 2)]) == generation(t, None, [(0, 2)]) != generation(t, None, [(0, 1), (1, 2)])
+        True
+    """
+    digest = hashlib.sha256(f"diverseg-publish-{LAYOUT_VERSION}:{json.dumps(list(shards))}".encode())
+    for part in (table, scores):
+        if part is None:
+            digest.update(b"none")
+            continue
+        part = part.replace_schema_metadata(None).combine_chunks()
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, part.schema) as writer:
+            writer.write_table(part)
+        digest.update(sink.getvalue())
+    return digest.hexdigest()[:10]
+
+
 @dataclass
 class PublishResult:
     """Files written by :func:`publish` and the config's statistics."""
@@ -98,39 +116,13 @@ class PublishResult:
     files: list[Path] = field(default_factory=list)
 
 
-def _json_row(row: dict[str, Any]) -> bytes:
-    clean = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
-    return json.dumps(clean, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _records_in_order(source: Source, table: pa.Table) -> Iterator[tuple[int, Record]]:
-    """Yield (row index, record) for every selected key, in table order, checking sha256."""
-    keys = table.column("key").to_pylist()
-    hashes = table.column("sha256").to_pylist()
-    index = {k: i for i, k in enumerate(keys)}
-    if len(index) != len(keys):
-        raise DiversegError("the selection has duplicate keys; the source's keys must be unique")
-    want = set(keys)
-    expected = 0
-    for unit in source.units():
-        for record in unit.records(want):
-            i = index[record.key]
-            if i != expected:
-                raise DiversegError(f"source changed since scoring: {record.key!r} is out of order; re-score it")
-            if hashlib.sha256(record.data).hexdigest() != hashes[i]:
-                raise DiversegError(f"source changed since scoring: {record.key!r} has other bytes; re-score it")
-            yield i, record
-            expected += 1
-    if expected != len(keys):
-        raise DiversegError(f"source changed since scoring: {keys[expected]!r} is missing from it")
-
-
-def _check_arguments(name: str, formats: Sequence[str]) -> list[str]:
+def _check_arguments(name: str, formats: Sequence[str], workers: int) -> list[str]:
     formats = list(dict.fromkeys(formats))
     if not formats or any(f not in FORMATS for f in formats):
         raise ParameterError("formats", f"must be a comma-separated subset of {', '.join(FORMATS)}")
     if not _NAME.match(name) or name == "scores":
         raise DiversegError(f"config name {name!r} must be letters, digits or _ (and not 'scores')")
+    check_at_least("workers", workers)
     return formats
 
 
@@ -145,74 +137,57 @@ def _selection_source(source: str | Source | None, info: dict[str, Any]) -> Sour
         raise DiversegError(f"cannot open the selection's source: {exc} (pass --source)") from None
 
 
-class _ShardSet:
-    """The writers of one shard index, one per format, fed the same records."""
-
-    def __init__(self, stages: dict[str, Path], shard: int, count: int, features: Any):
-        self.writers: dict[str, Any] = {}
-        if "parquet" in stages:
-            self.writers["parquet"] = ParquetShardWriter(
-                stages["parquet"] / DatasetDir.parquet_shard_name(shard, count), features.arrow_schema,
-                row_group_size=ROW_GROUP_ROWS, uncompressed=("image",))
-        if "webdataset" in stages:
-            self.writers["webdataset"] = TarShardWriter(stages["webdataset"] / DatasetDir.tar_shard_name(shard))
-
-    def write(self, row: dict[str, Any], data: bytes, ext: str, score_cols: list[str]) -> None:
-        key = row["key"]
-        scores = {c: row[c] for c in score_cols}
-        if "parquet" in self.writers:
-            self.writers["parquet"].write({"key": key, "image": {"bytes": data, "path": f"{key}.{ext}"}, **scores})
-        if "webdataset" in self.writers:
-            self.writers["webdataset"].write({"__key__": key, ext: data, "json": _json_row({"key": key, **scores})})
-
-    def close(self) -> None:
-        for writer in self.writers.values():
-            writer.close()
-
-
-def _write_shards(stages: dict[str, Path], src: Source, table: pa.Table, features: Any,
-                  shards: list[tuple[int, int]], progress: bool) -> set[str]:
-    """Copy every selected record into its shard in each format; returns the image extensions seen."""
-    score_cols = [c for c in features if c not in ("key", "image")]
-    rows = table.to_pylist()
-    shard_of = np.repeat(np.arange(len(shards)), [b - a for a, b in shards])
-    extensions: set[str] = set()
-    current: _ShardSet | None = None
-    bar = tqdm(total=table.num_rows, unit="img", desc="publish", disable=not progress, dynamic_ncols=True)
+def _unit_of_rows(info: dict[str, Any], table: pa.Table, units: list[Unit]) -> list[int] | None:
+    """Index in ``units`` of the unit each selected row comes from, from the score table's unit files
+    (None when that cannot be told: then one task reads every unit)."""
+    position = {u.id: i for i, u in enumerate(units)}
     try:
-        for i, record in _records_in_order(src, table):
-            shard = int(shard_of[i])
-            current = current or _ShardSet(stages, shard, len(shards), features)
-            ext = image_extension(rows[i]["format"])
-            extensions.add(ext)
-            current.write(rows[i], record.data, ext, score_cols)
-            if i + 1 == shards[shard][1]:
-                current.close()
-                current = None
-            bar.update()
-    finally:
-        bar.close()
-        if current is not None:
-            current.close()
-    return extensions
+        store = ScoreTable.open(info["scores_dir"])
+        unit_of: dict[str, int] = {}
+        for unit in store.units:
+            for key in read_parquet_table(store.unit_path(unit["id"]), ["key"]).column("key").to_pylist():
+                unit_of[key] = position[unit["id"]]
+        return [unit_of[k] for k in table.column("key").to_pylist()]
+    except (DiversegError, KeyError, OSError, TypeError):
+        return None
 
 
-def _write_scores(table: pa.Table, dataset: DatasetDir, name: str) -> dict[str, Any]:
+def _copy_tasks(dataset: DatasetDir, name: str, gen: str, formats: list[str], src: Source, table: pa.Table,
+                info: dict[str, Any], shards: list[tuple[int, int]]) -> list[CopyTask]:
+    """The shards whose files are missing, grouped into tasks that share no source unit."""
+    units = src.units()
+    jobs: dict[int, ShardJob] = {}
+    for i, (a, b) in enumerate(shards):
+        paths = {"parquet": dataset.parquet_dir(name) / DatasetDir.parquet_shard_name(i, len(shards), generation=gen),
+                 "webdataset": dataset.tar_dir(name) / DatasetDir.tar_shard_name(i, generation=gen)}
+        missing = {fmt: str(paths[fmt]) for fmt in formats if not paths[fmt].exists()}
+        if missing:
+            jobs[i] = ShardJob(i, table.slice(a, b - a), missing)
+    unit_of = _unit_of_rows(info, table, units) if jobs else None
+    if unit_of is None:
+        return [CopyTask(tuple(units), tuple(jobs.values()))] if jobs else []
+    groups = plan_tasks([(i, unit_of[shards[i][0]], unit_of[shards[i][1] - 1]) for i in jobs])
+    return [CopyTask(tuple(units[unit_of[shards[g[0]][0]]: unit_of[shards[g[-1]][1] - 1] + 1]),
+                     tuple(jobs[i] for i in g)) for g in groups]
+
+
+def _write_scores(table: pa.Table, dataset: DatasetDir, name: str, gen: str) -> dict[str, Any]:
     """The whole score table as split ``name`` of the ``scores`` config."""
     features = published_features(table.schema, with_image=False)
     table = table.select(list(features)).cast(features.arrow_schema)
-    final = dataset.scores_dir(name)
-    stage = dataset.stage(final)
+    table = table.replace_schema_metadata(features.arrow_schema.metadata)
     shards = [(i, min(i + SCORES_SHARD_ROWS, table.num_rows)) for i in range(0, max(table.num_rows, 1),
                                                                              SCORES_SHARD_ROWS)]
+    size = 0
     for n, (a, b) in enumerate(shards):
-        with ParquetShardWriter(stage / DatasetDir.parquet_shard_name(n, len(shards)), table.schema) as writer:
-            writer.write_table(table.slice(a, b - a))
-    dataset.swap_in(stage, final)
-    size = sum(p.stat().st_size for p in final.glob("*.parquet"))
+        path = dataset.scores_dir(name) / DatasetDir.parquet_shard_name(n, len(shards), generation=gen)
+        if not path.exists():
+            with ParquetShardWriter(path, table.schema) as writer:
+                writer.write_table(table.slice(a, b - a))
+        size += path.stat().st_size
     return {
         "split": name,
-        "path": DatasetDir.scores_pattern(name),
+        "path": DatasetDir.scores_pattern(name, generation=gen),
         "features": features._to_yaml_list(),
         "split_info": {"name": name, "num_bytes": int(table.nbytes), "num_examples": table.num_rows},
         "download_size": size,
@@ -232,12 +207,14 @@ def publish(
     description: str | None = None,
     progress: bool = True,
     repo: str | None = None,
+    workers: int = 1,
 ) -> PublishResult:
     """Publish the images of a selection as config ``name`` of the dataset folder ``out``.
 
     ``source`` defaults to the one recorded in the selection. Other configs already in ``out`` are
     kept (the card is re-rendered for all of them; ``repo`` is the Hub id its loading examples name,
-    default the folder path). Returns the files written.
+    default the folder's name). ``workers`` processes write shards at once. A publish that was
+    killed resumes: the shards it finished are kept. Returns the files written.
 
     Example:
         >>> publish("/no/sel", "/tmp/ds", "mine")
@@ -245,42 +222,47 @@ def publish(
         ...
         diverseg_hf.errors.DiversegError: /no/sel is not a complete selection (no selection.json); run diverseg select
     """
-    formats = _check_arguments(name, formats)
+    formats = _check_arguments(name, formats, workers)
     limit = parse_size(shard_size)
     table, info = load_selection(selection)
     if table.num_rows == 0:
         raise DiversegError("the selection is empty: nothing to publish")
+    if len(set(table.column("key").to_pylist())) != table.num_rows:
+        raise DiversegError("the selection has duplicate keys; the source's keys must be unique")
     src = _selection_source(source, info)
     if include_scores:  # read (and check) before anything is written
         scores_table = ScoreTable.open(info["scores_dir"]).read()
     else:
         scores_table = table.append_column("error", pa.nulls(table.num_rows, pa.string()))
     dataset = DatasetDir(out)
-    dataset.root.mkdir(parents=True, exist_ok=True)
-
     features = published_features(table.schema, with_image=True)
     shards = plan_shards(table.column("bytes").to_pylist(), limit)
-    finals = {fmt: dataset.parquet_dir(name) if fmt == "parquet" else dataset.tar_dir(name) for fmt in formats}
-    stages = {fmt: dataset.stage(final) for fmt, final in finals.items()}
-    try:
-        extensions = _write_shards(stages, src, table, features, shards, progress)
-    except BaseException:
-        for stage in stages.values():
-            shutil.rmtree(stage, ignore_errors=True)
-        raise
-    files: list[Path] = []
-    for fmt, stage in stages.items():
-        dataset.swap_in(stage, finals[fmt])
-        files.extend(sorted(finals[fmt].iterdir()))
+    gen = generation(table, scores_table if include_scores else None, shards)
+    dataset.begin_publish(name, gen)
+
+    score_cols = [c for c in features if c not in ("key", "image")]
+    formats_column = table.column("format").to_pylist()
+    context = CopyContext(features.arrow_schema, tuple(score_cols), tar_image_extension(formats_column))
+    tasks = _copy_tasks(dataset, name, gen, formats, src, table, info, shards)
+    done = table.num_rows - sum(t.num_rows for t in tasks)
+    with tqdm(total=table.num_rows, initial=done, unit="img", desc="publish", disable=not progress,
+              dynamic_ncols=True) as bar:
+        run_tasks(tasks, context, workers, bar.update)
+    files = [p for fmt in formats for p in
+             (dataset.parquet_dir(name) / DatasetDir.parquet_shard_name(i, len(shards), generation=gen)
+              if fmt == "parquet" else dataset.tar_dir(name) / DatasetDir.tar_shard_name(i, generation=gen)
+              for i in range(len(shards)))]
     num_bytes = sum(p.stat().st_size for p in files if p.suffix == ".parquet") or \
         sum(p.stat().st_size for p in files)
 
-    scores_entry = _write_scores(scores_table, dataset, name) if include_scores else None
-    score_cols = [c for c in features if c not in ("key", "image")]
+    scores_entry = _write_scores(scores_table, dataset, name, gen) if include_scores else None
+    extensions = {image_extension(f) for f in formats_column}
     entry = config_entry(name, info, table, features, formats, extensions, score_cols, num_bytes,
-                         license_for(name, license, gated), description, scores_entry)
+                         license_for(name, license, gated), description, scores_entry,
+                         generation=gen, tar_extension=context.tar_extension)
     entry["plots"] = config_figures(dataset, name, scores_table, info)
     render_card(dataset.root, dataset.register(entry), repo=repo)
+    dataset.finish_publish(name)
     logger.info("publish: %d images in %d shards -> %s", table.num_rows, len(shards), out)
     return PublishResult(out, name, table.num_rows, num_bytes, files)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+import json
 import shutil
 import tarfile
+from collections import Counter
 from pathlib import Path
 
 import datasets
@@ -22,7 +24,8 @@ from diverseg_hf.keys import decode_key
 from diverseg_hf.publish import parse_size, plan_shards, publish, rerender_card
 from diverseg_hf.score import score
 from diverseg_hf.select import select
-from diverseg_hf.storage import ScoreTable, load_selection
+from diverseg_hf.shard_copy import image_extension
+from diverseg_hf.storage import DatasetDir, ScoreTable, load_selection
 
 SHARD = 20_000
 
@@ -53,8 +56,10 @@ def test_parquet_shards_load_byte_exact(pipeline):
     root, files = pipeline
     expected = source_bytes(root, files)
     shards = sorted((root / "ds" / "data" / "mine").iterdir())
-    assert len(shards) > 1
-    assert [p.name for p in shards] == [f"train-{i:05d}-of-{len(shards):05d}.parquet" for i in range(len(shards))]
+    assert len(shards) > 1 and shards == DatasetDir(root / "ds").parquet_shards("mine")
+    gen = DatasetDir(root / "ds").generation("mine")
+    assert gen and [p.name for p in shards] == [f"train-{i:05d}-of-{len(shards):05d}-{gen}.parquet"
+                                                for i in range(len(shards))]
     ds = datasets.load_dataset(str(root / "ds"), "mine", split="train")
     assert ds.features["image"] == datasets.Image()
     assert ds["key"][:] == list(expected)
@@ -90,28 +95,33 @@ def test_webdataset_tars(pipeline):
     root, files = pipeline
     expected = source_bytes(root, files)
     tars = sorted((root / "ds" / "wds" / "mine").iterdir())
-    assert [p.name for p in tars] == [f"train-{i:05d}.tar" for i in range(len(tars))]
+    gen = DatasetDir(root / "ds").generation("mine")
+    assert tars == DatasetDir(root / "ds").tar_shards("mine")
+    assert [p.name for p in tars] == [f"train-{i:05d}-{gen}.tar" for i in range(len(tars))]
+    table, _ = load_selection(root / "sel")
+    formats = dict(zip(table.column("key").to_pylist(), table.column("format").to_pylist()))
+    assert len(set(formats.values())) > 1  # the config mixes formats
+    ext = Counter(image_extension(f) for f in formats.values()).most_common(1)[0][0]
     seen = {}
     for path in tars:
         with tarfile.open(path) as tar:
             members = tar.getmembers()
             assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 and m.uname == "" for m in members)
             for image, meta in zip(members[::2], members[1::2]):  # consecutive members per sample
-                key, ext = image.name.split(".", 1)
-                assert meta.name == f"{key}.json" and ext in {"png", "jpg", "webp"}
+                key = image.name.split(".", 1)[0]
+                assert image.name == f"{key}.{ext}" and meta.name == f"{key}.json"  # one image field
                 seen[key] = tar.extractfile(image).read()
+                assert json.loads(tar.extractfile(meta).read())["format"] == formats[key]
     assert seen == expected
     features = webdataset_features(root / "ds", "mine")
-    assert set(features) == {"png", "jpg", "webp", "json", "__key__", "__url__"}
-    ds = datasets.load_dataset("webdataset", data_files={"train": str(root / "ds" / "wds" / "mine" / "*.tar")},
-                               split="train", streaming=True, features=features)
-    rows = list(ds)
-    assert [r["__key__"] for r in rows] == list(expected)
-    for row in rows:
-        image_field = next(k for k in ("png", "jpg", "webp") if row.get(k) is not None)
-        assert hasattr(row[image_field], "size")
-        assert row["json"]["key"] == row["__key__"]
-        assert "blockiness" in row["json"]
+    assert set(features) == {ext, "json", "__key__", "__url__"}
+    for given in (features, None):  # declared or inferred: one image column either way
+        ds = datasets.load_dataset("webdataset", data_files={"train": str(root / "ds" / "wds" / "mine" / "*.tar")},
+                                   split="train", streaming=True, features=given)
+        rows = list(ds.cast_column(ext, datasets.Image(decode=False)))
+        assert [r["__key__"] for r in rows] == list(expected)
+        assert [r[ext]["bytes"] for r in rows] == list(expected.values())
+        assert all(r["json"]["key"] == r["__key__"] and "blockiness" in r["json"] for r in rows)
 
 
 def test_republish_is_byte_identical(pipeline, tmp_path):
@@ -163,8 +173,6 @@ def test_source_gone_is_a_clear_error(pipeline, tmp_path):
     root, _ = pipeline
     moved = tmp_path / "sel"
     shutil.copytree(root / "sel", moved)
-    import json
-
     info = json.loads((moved / "selection.json").read_text())
     info["source"]["spec"] = str(tmp_path / "gone")
     (moved / "selection.json").write_text(json.dumps(info))
@@ -217,11 +225,10 @@ def test_webdataset_only_folder_loads_by_config_name(pipeline, tmp_path):
     ds = datasets.load_dataset(str(tmp_path / "ds"), "mine", split="train")  # features from the card
     expected = source_bytes(root, files)
     assert ds["__key__"][:] == list(expected)
-    raw = ds.cast_column("png", datasets.Image(decode=False)).cast_column("jpg", datasets.Image(decode=False))
-    for row in raw:
-        image = row["png"] or row["jpg"]
-        if image is not None:
-            assert image["bytes"] == expected[row["__key__"]]
+    field = DatasetDir(tmp_path / "ds").configs()[0]["wds_image_field"]
+    assert [c for c in ds.column_names if c not in ("__key__", "__url__", "json")] == [field]
+    raw = ds.cast_column(field, datasets.Image(decode=False))
+    assert [row[field]["bytes"] for row in raw] == list(expected.values())
 
 
 def test_rerender_card_for_a_hub_repo(pipeline, tmp_path):
@@ -229,8 +236,9 @@ def test_rerender_card_for_a_hub_repo(pipeline, tmp_path):
     shutil.copytree(root / "ds", tmp_path / "ds")
     rerender_card(tmp_path / "ds", repo="org/diverseg")
     text = (tmp_path / "ds" / "README.md").read_text()
+    gen = DatasetDir(tmp_path / "ds").generation("mine")
     assert 'load_dataset("org/diverseg", "mine", split="train")' in text
-    assert "hf://datasets/org/diverseg/wds/mine/train-*.tar" in text
+    assert f"hf://datasets/org/diverseg/wds/mine/train-*-{gen}.tar" in text
     assert str(tmp_path) not in text
 
 

@@ -2,21 +2,30 @@
 
 Layout of ``DATASET_DIR`` (what ``load_dataset(DATASET_DIR, NAME)`` and the Hub read)::
 
-    README.md                                        the card (YAML configs for every config)
-    data/NAME/train-XXXXX-of-YYYYY.parquet           images of config NAME (datasets Image feature)
-    wds/NAME/train-XXXXX.tar                         the same images as WebDataset shards
-    data/scores/NAME/train-XXXXX-of-YYYYY.parquet    the score table NAME came from (config `scores`)
-    assets/NAME_*.png                                figures the card shows
-    .diverseg/configs.json                           registry: one entry per config (what the card needs)
-    .diverseg/NAME/                                  work files of curate/build (score table, selection)
+    README.md                                          the card (YAML configs for every config)
+    data/NAME/train-XXXXX-of-YYYYY-GEN.parquet         images of config NAME (datasets Image feature)
+    wds/NAME/train-XXXXX-GEN.tar                       the same images as WebDataset shards
+    data/scores/NAME/train-XXXXX-of-YYYYY-GEN.parquet  the score table NAME came from (config `scores`)
+    assets/NAME_*.png                                  figures the card shows
+    .diverseg/configs.json                             registry: one entry per config (what the card needs)
+    .diverseg/publish-pending/NAME.json                marker of a publish of NAME under way (or killed)
+    .diverseg/NAME/                                    work files of curate/build (score table, selection)
 
-A folder of shards is written as a hidden staging folder beside its final place and swapped in when
-complete (:meth:`DatasetDir.stage`, :meth:`DatasetDir.swap_in`).
+``GEN`` is the config's *generation*: a digest of what was published, so that the files of a new
+publish never share a name with the files the card names. Re-publishing is atomic from a reader's
+side: the new generation's files are written beside the old ones (each file atomically), then the
+registry and the card are switched to the new generation (each one atomic rename), and only then are
+the old generation's files deleted. Every reader therefore sees one complete generation: the card's
+``data_files`` patterns name it (``load_dataset``, streaming, the Hub) and so does the registry
+(:meth:`DatasetDir.parquet_shards`, :meth:`DatasetDir.tar_shards`). A folder without a registry entry
+(hand-made, or from before generations) is read by the plain patterns ``train-*.parquet``/``train-*.tar``.
 
 Example:
     >>> d = DatasetDir("/data/diverseg")
-    >>> d.parquet_dir("I").as_posix(), d.parquet_pattern("I"), d.parquet_shard_name(0, 2)
-    ('/data/diverseg/data/I', 'data/I/train-*.parquet', 'train-00000-of-00002.parquet')
+    >>> d.parquet_dir("I").as_posix(), d.parquet_pattern("I", generation="3f2a9c01")
+    ('/data/diverseg/data/I', 'data/I/train-*-3f2a9c01.parquet')
+    >>> d.parquet_shard_name(0, 2, generation="3f2a9c01"), d.tar_shard_name(1, generation="3f2a9c01")
+    ('train-00000-of-00002-3f2a9c01.parquet', 'train-00001-3f2a9c01.tar')
 """
 
 from __future__ import annotations
@@ -28,13 +37,18 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DiversegError
-from ..files import write_json_atomic
+from ..files import TEMP_GLOB, write_json_atomic
 from ..version import __version__
 
 WORK_DIR = ".diverseg"
 REGISTRY = f"{WORK_DIR}/configs.json"
+PENDING_DIR = f"{WORK_DIR}/publish-pending"
 CARD = "README.md"
 SCORES_CONFIG = "scores"
+
+
+def _suffix(generation: str | None) -> str:
+    return f"-{generation}" if generation else ""
 
 
 class DatasetDir:
@@ -70,29 +84,34 @@ class DatasetDir:
         """Parquet shards of the score table of config ``name`` (split ``name`` of the ``scores`` config)."""
         return self.root / "data" / SCORES_CONFIG / name
 
+    def config_dirs(self, name: str) -> list[Path]:
+        """Every folder that holds shards of config ``name``."""
+        return [self.parquet_dir(name), self.tar_dir(name), self.scores_dir(name)]
+
     # -- shard names, as the card's data_files patterns match them
     @staticmethod
-    def parquet_pattern(name: str, split: str = "train") -> str:
-        return f"data/{name}/{split}-*.parquet"
+    def parquet_pattern(name: str, split: str = "train", generation: str | None = None) -> str:
+        return f"data/{name}/{split}-*{_suffix(generation)}.parquet"
 
     @staticmethod
-    def tar_pattern(name: str, split: str = "train") -> str:
-        return f"wds/{name}/{split}-*.tar"
+    def tar_pattern(name: str, split: str = "train", generation: str | None = None) -> str:
+        return f"wds/{name}/{split}-*{_suffix(generation)}.tar"
 
     @staticmethod
-    def scores_pattern(name: str) -> str:
-        return f"data/{SCORES_CONFIG}/{name}/*.parquet"
+    def scores_pattern(name: str, generation: str | None = None) -> str:
+        return f"data/{SCORES_CONFIG}/{name}/*{_suffix(generation)}.parquet"
 
     @staticmethod
-    def parquet_shard_name(index: int, count: int, split: str = "train") -> str:
-        return f"{split}-{index:05d}-of-{count:05d}.parquet"
+    def parquet_shard_name(index: int, count: int, split: str = "train", generation: str | None = None) -> str:
+        return f"{split}-{index:05d}-of-{count:05d}{_suffix(generation)}.parquet"
 
     @staticmethod
-    def tar_shard_name(index: int, split: str = "train") -> str:
-        return f"{split}-{index:05d}.tar"
+    def tar_shard_name(index: int, split: str = "train", generation: str | None = None) -> str:
+        return f"{split}-{index:05d}{_suffix(generation)}.tar"
 
     def parquet_shards(self, name: str, split: str = "train", missing_ok: bool = False) -> list[Path]:
-        """The Parquet shards of config ``name``, in order; an error when there are none (unless ``missing_ok``).
+        """The Parquet shards of config ``name`` (its registered generation), in order; an error when there are
+        none (unless ``missing_ok``).
 
         Example:
             >>> DatasetDir("/nonexistent").parquet_shards("I")
@@ -100,11 +119,14 @@ class DatasetDir:
             ...
             diverseg_hf.errors.DiversegError: no train-*.parquet shards in /nonexistent/data/I
         """
-        return _shards(self.parquet_dir(name), f"{split}-*.parquet", missing_ok)
+        pattern = self.parquet_pattern(name, split, self.generation(name)).rsplit("/", 1)[1]
+        return _shards(self.parquet_dir(name), pattern, missing_ok)
 
     def tar_shards(self, name: str, split: str = "train") -> list[Path]:
-        """The WebDataset tar shards of config ``name``, in order; an error when there are none."""
-        return _shards(self.tar_dir(name), f"{split}-*.tar")
+        """The WebDataset tar shards of config ``name`` (its registered generation), in order; an error when
+        there are none."""
+        pattern = self.tar_pattern(name, split, self.generation(name)).rsplit("/", 1)[1]
+        return _shards(self.tar_dir(name), pattern)
 
     # -- the config registry
     def configs(self) -> list[dict[str, Any]]:
@@ -114,6 +136,10 @@ class DatasetDir:
 
     def config_names(self) -> list[str]:
         return [c["name"] for c in self.configs()]
+
+    def generation(self, name: str) -> str | None:
+        """The registered generation of config ``name`` (None when unregistered or from before generations)."""
+        return next((c.get("generation") for c in self.configs() if c["name"] == name), None)
 
     def register(self, entry: dict[str, Any]) -> list[dict[str, Any]]:
         """Add or replace the registry entry of ``entry["name"]``; returns all entries."""
@@ -126,21 +152,54 @@ class DatasetDir:
         """Whether a published config asks for gated access (gating applies to a whole Hub repo)."""
         return any(c.get("gated") for c in self.configs())
 
-    # -- staging
-    @staticmethod
-    def stage(final: Path) -> Path:
-        """A fresh hidden folder beside ``final`` to write its new contents into."""
-        stage = final.with_name(f".{final.name}.partial")
-        shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir(parents=True)
-        return stage
+    # -- publishing a generation: begin, write files, switch registry + card, finish
+    def pending_path(self, name: str) -> Path:
+        return self.root / PENDING_DIR / f"{name}.json"
 
-    @staticmethod
-    def swap_in(stage: Path, final: Path) -> None:
-        """Replace ``final`` by the completed ``stage``."""
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(stage, final)
+    def begin_publish(self, name: str, generation: str) -> None:
+        """Mark a publish of generation ``generation`` of config ``name`` as under way (before any file is
+        written), after sweeping what an interrupted earlier publish left (see :meth:`sweep`)."""
+        self.sweep(name, keep=generation)
+        write_json_atomic(self.pending_path(name), {"config": name, "generation": generation})
+
+    def finish_publish(self, name: str) -> None:
+        """After the registry and the card name the new generation: delete the files of the others, unmark."""
+        self.sweep(name, keep=self.generation(name))
+        self.pending_path(name).unlink(missing_ok=True)
+
+    def incomplete_publish(self) -> list[str]:
+        """Configs whose last publish did not complete (killed or failed): a folder to re-publish, not to push.
+
+        Example:
+            >>> DatasetDir("/nonexistent").incomplete_publish()
+            []
+        """
+        folder = self.root / PENDING_DIR
+        return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+    def sweep(self, name: str, keep: str | None) -> list[Path]:
+        """Delete the files of config ``name`` that belong neither to the registered generation nor to
+        ``keep`` (an unfinished generation worth resuming), temporary files of killed writers, and the
+        staging folders of earlier versions; returns what was deleted."""
+        entry = next((c for c in self.configs() if c["name"] == name), None)
+        legacy = entry is not None and not entry.get("generation")  # its files have no generation to tell
+        keep_suffixes = {f"{_suffix(g)}.{ext}" for g in {self.generation(name), keep} if g
+                         for ext in ("parquet", "tar")}
+        deleted: list[Path] = []
+        for folder in self.config_dirs(name):
+            stale = folder.with_name(f".{folder.name}.partial")  # staging folders of earlier versions
+            if stale.is_dir():
+                shutil.rmtree(stale)
+                deleted.append(stale)
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.iterdir()):
+                temp = path.match(TEMP_GLOB)
+                kept = legacy or any(path.name.endswith(s) for s in keep_suffixes)
+                if path.is_file() and (temp or not kept):
+                    path.unlink()
+                    deleted.append(path)
+        return deleted
 
 
 def _shards(folder: Path, pattern: str, missing_ok: bool = False) -> list[Path]:

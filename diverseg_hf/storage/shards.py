@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..files import commit_temp, temp_path, write_atomic
 from ..images import IMAGE_SUFFIXES
 
 # ----------------------------------------------------------------------------- Parquet
@@ -81,7 +82,8 @@ class ParquetShardWriter:
             compression: Any = {n: ("none" if n in self.uncompressed else "zstd") for n in table.column_names}
         else:
             compression = "zstd"
-        pq.write_table(table, self.path, row_group_size=self.row_group_size, compression=compression)
+        write_atomic(self.path, lambda fh: pq.write_table(table, fh, row_group_size=self.row_group_size,
+                                                          compression=compression))
         self._tables = []
 
     def _flush_rows(self) -> None:
@@ -150,11 +152,16 @@ def _sample(tar: tarfile.TarFile, key: str, image: tarfile.TarInfo | None, read:
 
 
 class TarShardWriter:
-    """Samples of one WebDataset tar shard: ``write({"__key__": key, ext: bytes, ...})`` adds ``key.ext`` files."""
+    """Samples of one WebDataset tar shard: ``write({"__key__": key, ext: bytes, ...})`` adds ``key.ext`` files.
+
+    The tar is written to a temporary file beside ``path`` and renamed into place by :meth:`close`, so
+    ``path`` is either absent or complete; :meth:`abort` (or leaving the context with an error) drops it.
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self._tar = tarfile.open(self.path, "w", format=tarfile.PAX_FORMAT)  # noqa: SIM115 - closed in close()
+        self._temp = temp_path(self.path)
+        self._tar = tarfile.open(self._temp, "w", format=tarfile.PAX_FORMAT)  # noqa: SIM115 - closed in close()
 
     def write(self, sample: dict[str, Any]) -> None:
         key = sample["__key__"]
@@ -164,12 +171,20 @@ class TarShardWriter:
 
     def close(self) -> None:
         self._tar.close()
+        commit_temp(self._temp, self.path)
+
+    def abort(self) -> None:
+        self._tar.close()
+        self._temp.unlink(missing_ok=True)
 
     def __enter__(self) -> TarShardWriter:
         return self
 
-    def __exit__(self, *_: Any) -> None:
-        self.close()
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:

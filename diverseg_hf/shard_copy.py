@@ -1,0 +1,175 @@
+"""Copy the selected records' original bytes into Parquet and tar shards, in tasks that workers run apart.
+
+A :class:`CopyTask` is a run of shards together with the source units their rows come from; tasks share
+no unit (:func:`plan_tasks`), so every unit is read once even when several processes write shards
+(:func:`run_tasks`). Each shard file is written atomically, so a shard whose files exist is done and a
+killed run resumes with the others. Every record is checked against the selection: same order, same
+sha256 of its bytes.
+
+Example:
+    >>> plan_tasks([(0, 0, 0), (1, 0, 1), (2, 2, 2), (3, 3, 4), (4, 4, 4)])
+    [[0, 1], [2], [3, 4]]
+    >>> image_extension("JPEG"), tar_image_extension(["PNG", "JPEG", "JPEG"])
+    ('jpg', 'jpg')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .errors import DiversegError
+from .sources import Record, Unit
+from .storage import ParquetShardWriter, TarShardWriter
+
+ROW_GROUP_ROWS = 100
+_EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff",
+        "GIF": "gif", "PPM": "ppm"}
+
+
+def image_extension(fmt: str | None) -> str:
+    """File extension for a PIL format name (``"JPEG"`` -> ``"jpg"``)."""
+    return _EXT.get((fmt or "").upper(), (fmt or "bin").lower())
+
+
+def tar_image_extension(formats: Iterable[str | None]) -> str:
+    """The one extension of every image member of a config's tars: its originals' most common (ties: first
+    alphabetically). One name keeps one image column in ``datasets``; readers decode by content, so a PNG
+    named ``.jpg`` in a mixed config still decodes as the PNG it is (its json's ``format`` says which)."""
+    counts = Counter(image_extension(f) for f in formats)
+    return min(counts, key=lambda ext: (-counts[ext], ext))
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """One shard still to write: its selection rows and the final path of each format still missing."""
+
+    index: int
+    rows: pa.Table
+    paths: dict[str, str]
+
+
+@dataclass(frozen=True)
+class CopyTask:
+    """Shards that read the same units, and those units (in source order)."""
+
+    units: tuple[Unit, ...]
+    shards: tuple[ShardJob, ...]
+
+    @property
+    def num_rows(self) -> int:
+        return sum(s.rows.num_rows for s in self.shards)
+
+
+@dataclass(frozen=True)
+class CopyContext:
+    """What every shard of a config shares: the Parquet schema, the score columns, the tars' image extension."""
+
+    schema: pa.Schema
+    score_columns: tuple[str, ...]
+    tar_extension: str
+
+
+def plan_tasks(shard_units: Sequence[tuple[int, int, int]]) -> list[list[int]]:
+    """Group shards, given as ``(shard, first unit, last unit)`` in order, into runs that share no unit."""
+    groups: list[list[int]] = []
+    last_unit = -1
+    for shard, first, last in shard_units:
+        if groups and first <= last_unit:
+            groups[-1].append(shard)
+        else:
+            groups.append([shard])
+        last_unit = max(last_unit, last)
+    return groups
+
+
+def _json_row(row: dict[str, Any]) -> bytes:
+    clean = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+    return json.dumps(clean, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _checked_records(units: Iterable[Unit], keys: list[str], hashes: list[str]) -> Iterator[Record]:
+    """The records of ``keys`` from ``units``, in that order, each checked against its sha256."""
+    want = set(keys)
+    expected = 0
+    for unit in units:
+        for record in unit.records(want):
+            if expected >= len(keys) or record.key != keys[expected]:
+                raise DiversegError(f"source changed since scoring: {record.key!r} is out of order; re-score it")
+            if hashlib.sha256(record.data).hexdigest() != hashes[expected]:
+                raise DiversegError(f"source changed since scoring: {record.key!r} has other bytes; re-score it")
+            yield record
+            expected += 1
+    if expected != len(keys):
+        raise DiversegError(f"source changed since scoring: {keys[expected]!r} is missing from it")
+
+
+def _open_writers(paths: dict[str, str], context: CopyContext) -> dict[str, Any]:
+    writers: dict[str, Any] = {}
+    if "parquet" in paths:
+        writers["parquet"] = ParquetShardWriter(paths["parquet"], context.schema, row_group_size=ROW_GROUP_ROWS,
+                                                uncompressed=("image",))
+    if "webdataset" in paths:
+        writers["webdataset"] = TarShardWriter(paths["webdataset"])
+    return writers
+
+
+def _write_row(writers: dict[str, Any], row: dict[str, Any], data: bytes, context: CopyContext) -> None:
+    key = row["key"]
+    scores = {c: row[c] for c in context.score_columns}
+    if "parquet" in writers:
+        path = f"{key}.{image_extension(row['format'])}"
+        writers["parquet"].write({"key": key, "image": {"bytes": data, "path": path}, **scores})
+    if "webdataset" in writers:
+        meta = _json_row({"key": key, "format": row["format"], **scores})
+        writers["webdataset"].write({"__key__": key, context.tar_extension: data, "json": meta})
+
+
+def run_task(task: CopyTask, context: CopyContext, on_row: Callable[[], None] | None = None) -> int:
+    """Write the shards of ``task``; returns the number of rows written."""
+    keys = [k for s in task.shards for k in s.rows.column("key").to_pylist()]
+    hashes = [h for s in task.shards for h in s.rows.column("sha256").to_pylist()]
+    records = _checked_records(task.units, keys, hashes)
+    for shard in task.shards:
+        writers = _open_writers(shard.paths, context)
+        try:
+            for row in shard.rows.to_pylist():
+                _write_row(writers, row, next(records).data, context)
+                if on_row is not None:
+                    on_row()
+        except BaseException:
+            for writer in writers.values():
+                if isinstance(writer, TarShardWriter):
+                    writer.abort()
+            raise
+        for writer in writers.values():
+            writer.close()
+    return len(keys)
+
+
+def run_tasks(tasks: list[CopyTask], context: CopyContext, workers: int, on_rows: Callable[[int], None]) -> None:
+    """Run ``tasks`` in this process (``workers == 1``) or in a pool of ``workers`` processes."""
+    if workers == 1 or len(tasks) <= 1:
+        for task in tasks:
+            run_task(task, context, lambda: on_rows(1))
+        return
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx) as pool:
+        pending = {pool.submit(run_task, task, context) for task in tasks}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                if future.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise future.exception()  # type: ignore[misc]
+                on_rows(future.result())
