@@ -10,7 +10,7 @@ from .options import add_publish_options, publish_kwargs
 from .push import add_push_to_hub_options, push_to_hub_from_args
 
 EPILOG = """examples:
-  diverseg publish sel/ --out mysubset/ --name mine --format parquet,webdataset --shard-size 500MB
+  diverseg publish sel/ --out mysubset/ --name mine --format parquet,webdataset --shard-size 500MB --workers 2
   diverseg publish sel-in1k/ --source ILSVRC/imagenet-1k --out diverseg/ --name I   # ImageNet terms, gated
   # then: datasets.load_dataset("mysubset", "mine")"""
 
@@ -24,12 +24,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--source", help="the source (default: the one recorded in the selection)")
     parser.add_argument("--out", required=True, metavar="DATASET_DIR", help="dataset folder")
     add_publish_options(parser)
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="processes writing shards at once (default 1); a killed publish re-run resumes")
     add_push_to_hub_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = publish(args.selection, args.out, source=args.source, **publish_kwargs(args))
+    result = publish(args.selection, args.out, source=args.source, workers=args.workers,
+                     **publish_kwargs(args))
     print(f"publish: {result.num_examples} images, {len(result.files)} files -> {result.out}", file=sys.stderr)
     push_to_hub_from_args(args, args.out)
     return 0
