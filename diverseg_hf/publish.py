@@ -65,17 +65,28 @@ def parse_size(size: str | int) -> int:
     return max(1, int(number * scale))
 
 
-def plan_shards(sizes: Sequence[int], shard_size: int) -> list[tuple[int, int]]:
+def plan_shards(sizes: Sequence[int], shard_size: int, units: Sequence[int] | None = None) -> list[tuple[int, int]]:
     """Consecutive ``[start, stop)`` row ranges of at most ``shard_size`` bytes (at least one row each).
+
+    With ``units`` (the source unit of each row, in order), a shard also ends where a unit ends unless the
+    whole next unit still fits in it, so that shards of different units can be written apart (a unit
+    larger than a shard starts a shard and is cut by rows, as without ``units``).
 
     Example:
         >>> plan_shards([4, 4, 4, 9, 1], 8)
         [(0, 2), (2, 3), (3, 4), (4, 5)]
+        >>> plan_shards([2, 2, 2, 2, 2, 9, 9, 1], 8, units=[0, 0, 1, 1, 1, 2, 2, 3])
+        [(0, 2), (2, 5), (5, 6), (6, 7), (7, 8)]
     """
     shards: list[tuple[int, int]] = []
     start, total = 0, 0
+    unit_bytes: dict[int, int] = {}
     for i, size in enumerate(sizes):
-        if i > start and total + size > shard_size:
+        if units is not None:
+            unit_bytes[units[i]] = unit_bytes.get(units[i], 0) + size
+    for i, size in enumerate(sizes):
+        new_unit = units is not None and i > start and units[i] != units[i - 1]
+        if (new_unit and total + unit_bytes[units[i]] > shard_size) or (i > start and total + size > shard_size):
             shards.append((start, i))
             start, total = i, 0
         total += size
@@ -152,10 +163,9 @@ def _unit_of_rows(info: dict[str, Any], table: pa.Table, units: list[Unit]) -> l
         return None
 
 
-def _copy_tasks(dataset: DatasetDir, name: str, gen: str, formats: list[str], src: Source, table: pa.Table,
-                info: dict[str, Any], shards: list[tuple[int, int]]) -> list[CopyTask]:
+def _copy_tasks(dataset: DatasetDir, name: str, gen: str, formats: list[str], units: list[Unit], table: pa.Table,
+                unit_of: list[int] | None, shards: list[tuple[int, int]]) -> list[CopyTask]:
     """The shards whose files are missing, grouped into tasks that share no source unit."""
-    units = src.units()
     jobs: dict[int, ShardJob] = {}
     for i, (a, b) in enumerate(shards):
         paths = {"parquet": dataset.parquet_dir(name) / DatasetDir.parquet_shard_name(i, len(shards), generation=gen),
@@ -163,7 +173,6 @@ def _copy_tasks(dataset: DatasetDir, name: str, gen: str, formats: list[str], sr
         missing = {fmt: str(paths[fmt]) for fmt in formats if not paths[fmt].exists()}
         if missing:
             jobs[i] = ShardJob(i, table.slice(a, b - a), missing)
-    unit_of = _unit_of_rows(info, table, units) if jobs else None
     if unit_of is None:
         return [CopyTask(tuple(units), tuple(jobs.values()))] if jobs else []
     groups = plan_tasks([(i, unit_of[shards[i][0]], unit_of[shards[i][1] - 1]) for i in jobs])
@@ -236,14 +245,16 @@ def publish(
         scores_table = table.append_column("error", pa.nulls(table.num_rows, pa.string()))
     dataset = DatasetDir(out)
     features = published_features(table.schema, with_image=True)
-    shards = plan_shards(table.column("bytes").to_pylist(), limit)
+    units = src.units()
+    unit_of = _unit_of_rows(info, table, units)
+    shards = plan_shards(table.column("bytes").to_pylist(), limit, unit_of)
     gen = generation(table, scores_table if include_scores else None, shards)
     dataset.begin_publish(name, gen)
 
     score_cols = [c for c in features if c not in ("key", "image")]
     formats_column = table.column("format").to_pylist()
     context = CopyContext(features.arrow_schema, tuple(score_cols), tar_image_extension(formats_column))
-    tasks = _copy_tasks(dataset, name, gen, formats, src, table, info, shards)
+    tasks = _copy_tasks(dataset, name, gen, formats, units, table, unit_of, shards)
     done = table.num_rows - sum(t.num_rows for t in tasks)
     with tqdm(total=table.num_rows, initial=done, unit="img", desc="publish", disable=not progress,
               dynamic_ncols=True) as bar:

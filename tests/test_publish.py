@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import DatasetCard
@@ -215,6 +216,23 @@ def test_parse_size_and_plan_shards():
         assert sum(sizes[a:b]) + sizes[c] > 9
     assert decode_key("img%2E000") == "img.000"
     assert io  # keep the import for readers of tar payloads
+
+
+def test_plan_shards_keeps_units_whole_where_they_fit():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        n = int(rng.integers(1, 60))
+        sizes = rng.integers(1, 10, n).tolist()
+        units = np.sort(rng.integers(0, 12, n)).tolist()
+        limit = int(rng.integers(5, 40))
+        shards = plan_shards(sizes, limit, units)
+        assert shards[0][0] == 0 and shards[-1][1] == n
+        assert all(s[1] == t[0] for s, t in itertools.pairwise(shards))
+        assert all(sum(sizes[a:b]) <= limit or b - a == 1 for a, b in shards)
+        for unit in set(units):
+            rows = [i for i, u in enumerate(units) if u == unit]
+            cut = [a for a, _ in shards if rows[0] < a <= rows[-1]]
+            assert not cut or sum(sizes[i] for i in rows) > limit  # a unit is cut only when it cannot fit
 
 
 def test_webdataset_only_folder_loads_by_config_name(pipeline, tmp_path):
