@@ -194,10 +194,8 @@ def config_entry(name: str, info: dict[str, Any], table: pa.Table, features, for
 
 
 def webdataset_features(dataset_dir: str | os.PathLike, name: str):
-    """datasets Features of the WebDataset tars of config ``name`` (one Image field per extension).
-
-    ``datasets``' WebDataset builder infers fields from the first 5 samples, which misses a format
-    that appears later; pass these instead when a config mixes image formats.
+    """datasets Features of the WebDataset tars of config ``name``, as its card declares them: one Image field
+    (every image member of a config has the same extension), ``json``, ``__key__`` and ``__url__``.
 
     Example:
         >>> webdataset_features("/no/such/dir", "mine")

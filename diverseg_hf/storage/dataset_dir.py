@@ -179,13 +179,18 @@ class DatasetDir:
 
     def sweep(self, name: str, keep: str | None) -> list[Path]:
         """Delete the files of config ``name`` that belong neither to the registered generation nor to
-        ``keep`` (an unfinished generation worth resuming), temporary files of killed writers, and the
-        staging folders of earlier versions; returns what was deleted."""
+        ``keep`` (an unfinished generation worth resuming), temporary files of killed writers (beside the
+        shards, the card, the registry and the figures), and the staging folders of earlier versions;
+        returns what was deleted."""
         entry = next((c for c in self.configs() if c["name"] == name), None)
         legacy = entry is not None and not entry.get("generation")  # its files have no generation to tell
         keep_suffixes = {f"{_suffix(g)}.{ext}" for g in {self.generation(name), keep} if g
                          for ext in ("parquet", "tar")}
         deleted: list[Path] = []
+        for folder in (self.root, self.root / WORK_DIR, self.root / PENDING_DIR, self.assets_dir):
+            for temp in sorted(folder.glob(TEMP_GLOB)) if folder.is_dir() else []:
+                temp.unlink()  # the card's, the registry's, a marker's or a figure's
+                deleted.append(temp)
         for folder in self.config_dirs(name):
             stale = folder.with_name(f".{folder.name}.partial")  # staging folders of earlier versions
             if stale.is_dir():
