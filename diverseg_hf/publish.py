@@ -159,7 +159,7 @@ def _unit_of_rows(info: dict[str, Any], table: pa.Table, units: list[Unit]) -> l
             for key in read_parquet_table(store.unit_path(unit["id"]), ["key"]).column("key").to_pylist():
                 unit_of[key] = position[unit["id"]]
         return [unit_of[k] for k in table.column("key").to_pylist()]
-    except (DiversegError, KeyError, OSError, TypeError):
+    except (DiversegError, KeyError, OSError, TypeError, ValueError):
         return None
 
 

@@ -192,6 +192,8 @@ def test_changed_source_bytes_are_refused(pipeline, tmp_path):
     with pytest.raises(DiversegError, match="other bytes"):
         publish(root / "sel", tmp_path / "out", "mine", source=str(src), progress=False)
     assert not list((tmp_path / "out").rglob("*.parquet"))
+    assert DatasetDir(tmp_path / "out").incomplete_publish() == ["mine"]  # the push code refuses such a folder
+    assert not (tmp_path / "out" / "README.md").exists()
 
 
 def test_bad_publish_arguments(pipeline, tmp_path):
