@@ -23,13 +23,11 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib
 import logging
 import os
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import sleep
@@ -41,6 +39,7 @@ from huggingface_hub.utils import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .errors import DiversegError
+from .hub_logging import one_line_retries
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +178,7 @@ def push_folder(
     summary = message or f"Upload {Path(folder).name} with diverseg"
     result = PushResult(repo_id, revision or "main")
     try:
-        with _one_line_retries(), logging_redirect_tqdm():
+        with one_line_retries(), logging_redirect_tqdm():
             result.repo_id = repo_id = _retry(lambda: _qualified(api, repo_id))
             _retry(lambda: _ensure_repo(api, repo_id, private))
             if gated:
@@ -301,49 +300,6 @@ def _transport_errors() -> tuple[type[Exception], ...]:
         except (ImportError, AttributeError):
             continue
     return tuple(errors)
-
-
-class _FoldRetryMessages(logging.Filter):
-    """Turn huggingface_hub's two warnings per retried request into one line of :func:`_retry`'s format.
-
-    huggingface_hub logs ``<error> thrown while requesting <METHOD> <URL>`` and then ``Retrying in
-    <N>s [Retry i/n].`` (or ``Rate limited. Waiting <N>s before retry [Retry i/n].``), through its own
-    handler and again through the root logger's. This filter drops both records and logs one
-    ``Hub request failed (...)`` line on this module's logger instead (the URL without its query).
-    """
-
-    _REQUEST = re.compile(r"^(?P<error>.*) thrown while requesting (?P<method>\S+) (?P<url>\S+)")
-    _RETRY = re.compile(r"(?:Retrying in|Waiting) (?P<wait>[\d.]+)s.*\[Retry (?P<i>\d+)/(?P<n>\d+)\]")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.request = ""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if match := self._REQUEST.match(message):
-            path = re.sub(r"^[a-z]+://[^/]+", "", match["url"]).split("?", 1)[0]
-            error = match["error"].removeprefix("HTTP Error ").strip("'")
-            self.request = f"{'HTTP ' if error.isdigit() else ''}{error}, {match['method']} {path}"
-            return False
-        if match := self._RETRY.search(message):
-            logger.warning("Hub request failed (%s); retry %s/%s in %ss", self.request or "transient error",
-                           match["i"], match["n"], match["wait"])
-            self.request = ""
-            return False
-        return True
-
-
-@contextlib.contextmanager
-def _one_line_retries() -> Iterator[None]:
-    """While pushing, fold huggingface_hub's retry warnings into one line each (see :class:`_FoldRetryMessages`)."""
-    http_logger = logging.getLogger("huggingface_hub.utils._http")
-    fold = _FoldRetryMessages()
-    http_logger.addFilter(fold)
-    try:
-        yield
-    finally:
-        http_logger.removeFilter(fold)
 
 
 def _explain(err: HfHubHTTPError, repo_id: str, branch: str) -> str:

@@ -298,3 +298,23 @@ def test_one_line_per_retried_request_and_progress_bars(hub, folder: Path, tmp_p
     assert bars and "4/4" in bars[-1] and "commits=0" in bars[-1] and "on_hub=4" in bars[-1], err
     assert "commit/s" not in err and "commit]" not in err
     assert "4 already on the Hub" in err
+
+
+def test_huggingface_hub_retry_messages_are_folded_into_one_line(caplog) -> None:
+    import logging
+
+    from diverseg_hf.hub_logging import one_line_retries
+
+    http = logging.getLogger("huggingface_hub.utils._http")
+    with caplog.at_level(logging.WARNING), one_line_retries():
+        http.warning("HTTP Error 502 thrown while requesting PUT https://hub.example/lfs-upload/abc?ticket=s3cret")
+        http.warning("Retrying in 1s [Retry 1/5].")
+        http.warning("'ConnectError(boom)' thrown while requesting POST https://hub.example/api/x")
+        http.warning("Rate limited. Waiting 7s before retry [Retry 2/5].")
+        http.warning("something else")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Hub request failed (HTTP 502, PUT /lfs-upload/abc); retry 1/5 in 1s",
+        "Hub request failed (ConnectError(boom), POST /api/x); retry 2/5 in 7s",
+        "something else",
+    ]
+    assert not http.filters  # removed again after the push
