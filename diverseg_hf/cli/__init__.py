@@ -14,8 +14,8 @@ import importlib
 import logging
 import sys
 
-from .. import __version__
-from ..errors import DiversegError
+from ..errors import DiversegError, ParameterError
+from ..version import __version__
 
 #: Subcommand modules, in the order ``diverseg --help`` lists them.
 COMMANDS = ["blockiness", "quality", "calibrate", "score", "select", "publish", "curate", "build", "push"]
@@ -46,6 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Parameters whose flag is not the parameter's name with dashes.
+_FLAGS = {"formats": "format", "address": "ray-address"}
+
+
+def as_flags(exc: DiversegError) -> str:
+    """The message of ``exc`` in command-line terms: a :class:`ParameterError` names the flag.
+
+    Example:
+        >>> as_flags(ParameterError("rows_per_block", "must be at least 1, got 0"))
+        '--rows-per-block must be at least 1, got 0'
+        >>> as_flags(ParameterError("formats", "must be parquet or webdataset"))
+        '--format must be parquet or webdataset'
+    """
+    if isinstance(exc, ParameterError):
+        flag = _FLAGS.get(exc.param, exc.param.replace("_", "-"))
+        return f"--{flag} {exc.problem}"
+    return str(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -56,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except DiversegError as exc:
-        print(f"diverseg {args.command}: error: {exc}", file=sys.stderr)
+        print(f"diverseg {args.command}: error: {as_flags(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"diverseg {args.command}: interrupted", file=sys.stderr)

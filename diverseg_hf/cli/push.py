@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..hub import MAX_FILES_PER_COMMIT, PushResult, push_folder
+from ..storage import DatasetDir
 
 EPILOG = """examples:
   diverseg push diverseg/ my-org/diverseg --private --gated manual
@@ -46,10 +47,10 @@ def add_push_to_hub_options(parser: argparse.ArgumentParser) -> None:
 
 
 def push_to_hub_from_args(args: argparse.Namespace, folder: str) -> None:
-    """Push ``folder`` when ``--push-to-hub`` was given; gated configs gate the repo (automatic approval)."""
+    """Push ``folder`` when ``--push-to-hub`` was given; a gated config gates the repo (automatic approval)."""
     if args.push_to_hub:
         report(push_folder(folder, args.push_to_hub, private=args.private, prune=True,
-                           gated="auto" if getattr(args, "gated", None) else None))
+                           gated="auto" if DatasetDir(folder).any_gated() else None))
 
 
 def report(result: PushResult) -> None:

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from ..basis import BASIS_ENV, load_basis
-from ..errors import DiversegError
 from ..quality import DEFAULT_THRESHOLD, METHODS, estimate_quality, target_values
 
 EPILOG = f"""examples:
@@ -49,8 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.workers < 1:
-        raise DiversegError("--workers must be at least 1")
     values = target_values(args.target, workers=args.workers)
     basis = load_basis(args.basis)
     estimate = estimate_quality(values, basis, threshold=args.threshold, method=args.method)
