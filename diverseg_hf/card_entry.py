@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import DiversegError
-from .plots import plot_histogram
+from .plots import plot_blockiness, plot_counts
 from .storage import DatasetDir
 from .version import __version__
 
@@ -40,34 +41,31 @@ def published_features(schema: pa.Schema, with_image: bool):
     return datasets.Features(dict(items))
 
 
-def config_figures(dataset: DatasetDir, name: str, scores: pa.Table, info: dict[str, Any]) -> list[dict[str, str]]:
-    """Histograms of the selection column (with theta) and of blockiness (with the ceiling)."""
-    ok = scores.column("error").is_null().to_numpy(zero_copy_only=False)
+def config_figures(dataset: DatasetDir, name: str, scores: pa.Table, info: dict[str, Any],
+                   kept_keys: Iterable[str]) -> list[dict[str, str]]:
+    """Histograms of each selection count column (theta dashed) and of blockiness (log axis, ceiling dashed),
+    the source's images kept (``kept_keys``) and dropped in two colours, with their counts."""
+    keys = scores.column("key").to_pylist()
+    wanted = set(kept_keys)
+    kept = np.fromiter((k in wanted for k in keys), bool, len(keys))
     plots = []
-    columns = [c for c in info["thetas"] if c in scores.column_names]
-    if "blockiness" in scores.column_names:
-        columns.append("blockiness")
-    for col in columns:
-        values = scores.column(col).to_numpy(zero_copy_only=False).astype(float)[ok]
-        values = values[np.isfinite(values)]
-        title = f"{name}: {col} of {values.size:,} scored source images"
-        path = dataset.assets_dir / f"{name}_{col}.png"
-        if col == "blockiness":
-            line = info["rules"].get("max_blockiness")
-            plot_histogram(
-                np.clip(values, 0, 300), path, xlabel="blockiness B(x) (values above 300 shown at 300)",
-                title=title, line=line, line_label=f"ceiling {line:g}" if line is not None else None,
-            )
-        else:
-            line = info["thetas"][col]
-            span = int(values.max() - values.min() + 1) if values.size else 10
-            plot_histogram(
-                values, path, xlabel=_COUNT_LABELS.get(col, col), title=title, line=line,
-                line_label=f"theta = {line:g}" if line is not None else None,
-                bins=min(100, max(10, span)), color="#55A868",
-            )
+    for col in [c for c in info["thetas"] if c in scores.column_names]:
+        label = _COUNT_LABELS.get(col, col)
+        path = plot_counts(_floats(scores, col), kept, dataset.assets_dir / f"{name}_{col}.png",
+                           theta=info["thetas"][col], label=label,
+                           title=f"{name}: {label} of {len(keys):,} source images")
         plots.append({"path": f"assets/{path.name}", "alt": f"{col} histogram of {name}"})
+    if "blockiness" in scores.column_names:
+        path = plot_blockiness(_floats(scores, "blockiness"), kept, dataset.assets_dir / f"{name}_blockiness.png",
+                               ceiling=info["rules"].get("max_blockiness"),
+                               title=f"{name}: blockiness of {len(keys):,} source images")
+        plots.append({"path": f"assets/{path.name}", "alt": f"blockiness histogram of {name}"})
     return plots
+
+
+def _floats(table: pa.Table, column: str) -> np.ndarray:
+    """A column as float64, nulls as NaN."""
+    return np.asarray(table.column(column).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def stats(table: pa.Table) -> dict[str, Any]:

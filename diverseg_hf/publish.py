@@ -271,7 +271,7 @@ def publish(
     entry = config_entry(name, info, table, features, formats, extensions, score_cols, num_bytes,
                          license_for(name, license, gated), description, scores_entry,
                          generation=gen, tar_extension=context.tar_extension)
-    entry["plots"] = config_figures(dataset, name, scores_table, info)
+    entry["plots"] = config_figures(dataset, name, scores_table, info, table.column("key").to_pylist())
     render_card(dataset.root, dataset.register(entry), repo=repo)
     dataset.finish_publish(name)
     logger.info("publish: %d images in %d shards -> %s", table.num_rows, len(shards), out)
