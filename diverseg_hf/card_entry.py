@@ -127,7 +127,7 @@ def _wds_features(table: pa.Table, score_cols: list[str], tar_extension: str):
     plain = published_features(pa.schema([table.schema.field(c) for c in ["key", *score_cols]]), with_image=False)
     return datasets.Features({
         tar_extension: datasets.Image(),
-        "json": datasets.Features({**plain, "format": datasets.Value("string")}),
+        "json": plain,  # key, the original format and size, the scores
         "__key__": datasets.Value("string"),
         "__url__": datasets.Value("string"),
     })

@@ -130,7 +130,7 @@ def _write_row(writers: dict[str, Any], row: dict[str, Any], data: bytes, contex
         path = f"{key}.{image_extension(row['format'])}"
         writers["parquet"].write({"key": key, "image": {"bytes": data, "path": path}, **scores})
     if "webdataset" in writers:
-        meta = _json_row({"key": key, "format": row["format"], **scores})
+        meta = _json_row({"key": key, **scores})  # the scores include the original format
         writers["webdataset"].write({"__key__": key, context.tar_extension: data, "json": meta})
 
 
