@@ -209,3 +209,19 @@ def test_cli_killed_with_workers_is_old_or_new_and_resumes(case, tmp_path):
     assert subprocess.run(argv, env=env, stderr=subprocess.DEVNULL).returncode == 0
     assert DatasetDir(folder).incomplete_publish() == []
     assert assert_old_or_new(reader_views(folder, tmp_path / "cache"), keys, score_rows) == "new"
+
+
+def test_leftovers_of_killed_runs_are_swept(case, tmp_path):
+    root, keys = case
+    folder = copy_folder(root / "base", tmp_path / "ds")
+    leftovers = [folder / "data" / ".mine.partial" / "train-00000-of-00001.parquet",  # earlier versions' staging
+                 folder / "wds" / "mine" / ".train-00000-0123456789.tar.5f2a9c01d0e1.tmp",  # a writer's temp file
+                 folder / ".README.md.5f2a9c01d0e1.tmp",
+                 folder / "data" / "mine" / "train-00000-of-00001-0123456789.parquet"]  # another generation
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"left by a killed run")
+    publish(root / "new", folder, "mine", **OPTIONS)
+    assert not [p for p in leftovers if p.exists()] and not (folder / "data" / ".mine.partial").exists()
+    score_rows = len(list((root / "src").rglob("*.*")))
+    assert assert_old_or_new(reader_views(folder, tmp_path / "cache"), keys, score_rows) == "new"
