@@ -141,11 +141,11 @@ def test_unreachable_keep_warns_and_selection_json_says_what_was_kept(tmp_path, 
     table = pa.table({"key": [f"k{i}" for i in range(n)], "origin": ["o"] * n, "sha256": ["0" * 64] * n,
                       "bytes": [1] * n, "width": pa.array([8] * n, pa.int32()), "height": pa.array([8] * n, pa.int32()),
                       "format": ["PNG"] * n, "sam_masks": pa.array([5] * n, pa.int32()), "error": [None] * n},
-                     schema=pa.schema([*BASE_SCHEMA, pa.field("sam_masks", pa.int32()), pa.field("error", pa.string())]))
+                     schema=pa.schema([*BASE_SCHEMA, pa.field("sam_masks", pa.int32()),
+                                       pa.field("error", pa.string())]))
     header = {"source": {"kind": "folder", "spec": "x"}, "limit": None, "scorers": [], "columns": table.column_names}
     ScoreTable.create(tmp_path / "scores", header, [{"id": "u", "size": n, "max_records": None}]).commit("u", table)
-    code, lines = run(["select", tmp_path / "scores", "--out", tmp_path / "sel", "--keep", "0.3"], capsys)
-    assert code == 0
+    assert run(["select", tmp_path / "scores", "--out", tmp_path / "sel", "--keep", "0.3"], capsys)[0] == 0
     assert "--keep 0.3 by sam_masks asked for 3 of 10 rows, but ties at theta=5 keep 10 (100.00%)" in caplog.text
     info = json.loads((tmp_path / "sel" / "selection.json").read_text())
     assert info["keep"] == {"fraction": 0.3, "by": "sam_masks", "better": "higher", "target_rows": 3,
