@@ -157,27 +157,41 @@ def _check_published(tmp_path: Path, folder: Path | None = None) -> None:
         assert {s.key for s in iter_tar_samples(path)} <= set(want)
 
 
-def test_unreadable_file_says_permission_denied():
+@contextlib.contextmanager
+def as_another_user():
+    """Run the block as ``nobody`` when the suite runs as root (restored after), else as it is."""
+    as_root = os.geteuid() == 0
+    if as_root:
+        os.seteuid(65534)  # the kernel now refuses what mode bits forbid, as it would for any user
+    try:
+        yield
+    finally:
+        if as_root:
+            os.seteuid(0)
+
+
+def test_unreadable_file_says_permission_denied(caplog):
     root = Path(tempfile.mkdtemp(prefix="diverseg-perm-"))
     try:
         os.chmod(root, 0o755)
         (root / "ok.png").write_bytes(images(1)[0])
         (root / "locked.png").write_bytes(images(2)[1])
+        (root / "closed").mkdir()
+        (root / "closed" / "inside.png").write_bytes(images(1)[0])
         os.chmod(root / "ok.png", 0o644)
         os.chmod(root / "locked.png", 0o000)
-        src = open_source(str(root))
-        as_root = os.geteuid() == 0
-        if as_root:
-            os.seteuid(65534)  # nobody: the kernel refuses the read as it would for any user
-        try:
-            got = {r.origin: r for r in records(src)}
-        finally:
-            if as_root:
-                os.seteuid(0)
-        assert got["locked.png"].error == "unreadable: permission denied"
+        os.chmod(root / "closed", 0o000)
+        with as_another_user():
+            got = {r.origin: r for r in records(open_source(str(root)))}
+        assert got["locked.png"].error == "unreadable: permission denied" and got["locked.png"].data == b""
         assert got["ok.png"].error is None and got["ok.png"].data == (root / "ok.png").read_bytes()
+        assert set(got) == {"ok.png", "locked.png"}
+        assert "1 unlistable directory (permission denied)" in caplog.text
     finally:
         os.chmod(root / "locked.png", 0o644)
+        os.chmod(root / "closed", 0o755)
+        (root / "closed" / "inside.png").unlink()
+        (root / "closed").rmdir()
         for p in root.iterdir():
             p.unlink()
         root.rmdir()

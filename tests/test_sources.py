@@ -151,6 +151,21 @@ def test_hub_source_from_local_dataset_folder(tmp_path):
     assert [r.key for r in all_records(reopened)] == [r.key for r in all_records(with_ids)]
 
 
+def test_hub_key_column_found_by_itself_and_repeats_marked(tmp_path):
+    import datasets
+
+    data = list(good_images(4).values())
+    ds = datasets.Dataset.from_dict(
+        {"image": [{"bytes": d, "path": None} for d in data], "__key__": ["x", "y.z", "x", "/abs"]},
+        features=datasets.Features({"image": datasets.Image(), "__key__": datasets.Value("string")}))
+    (tmp_path / "data").mkdir()
+    ds.to_parquet(tmp_path / "data" / "train-00000-of-00001.parquet")
+    src = open_source(str(tmp_path), kind="hub")
+    assert src.describe()["key_column"] == "__key__"
+    assert [r.key for r in all_records(src)] == ["x", "y%2Ez", "x%232", "abs"]
+    assert [r.key for r in all_records(reopen_source(src.describe()))] == ["x", "y%2Ez", "x%232", "abs"]
+
+
 def test_errors_are_one_line(tmp_path):
     with pytest.raises(DiversegError, match="no such file or folder"):
         open_source(str(tmp_path / "missing"))

@@ -1,6 +1,6 @@
 """Sources: open a corpus (folder, Parquet, WebDataset tars, Hub dataset) as stable units of records.
 
-See :mod:`.base` for records and units, :mod:`.local` and :mod:`.hub` for each kind.
+See :mod:`.base` for records and units, :mod:`.folder`, :mod:`.local` and :mod:`.hub` for each kind.
 
 Example:
     >>> import tempfile, pathlib

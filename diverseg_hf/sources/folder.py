@@ -6,8 +6,9 @@ read; a dangling symlink, a symlink loop, a FIFO, a socket or a device gets a re
 and is never opened (a FIFO would block the run); an unreadable file says ``permission denied``.
 Not taken (counted and logged, never in silence): hidden entries (a name starting with ``.``, as
 ``datasets`` ignores them; this skips ``.DS_Store``, ``._x.png`` resource forks and the work files of
-a dataset folder), entries without an image suffix, and directory links into the folder itself or into
-a directory already walked (a link loop, or a second way to the same images).
+a dataset folder), entries without an image suffix, directory links into the folder itself or into
+a directory already walked (a link loop, or a second way to the same images), and the contents of a
+sub-folder that cannot be listed (``unlistable directory (permission denied)``).
 
 Keys: the relative path without suffix, or with its suffix marked (``a%40png``) where another file
 shares the path without suffix (:func:`diverseg_hf.keys.suffixed_key`): distinct by construction.
@@ -124,7 +125,10 @@ def list_entries(root: Path) -> tuple[list[str], Counter]:
         try:
             entries = sorted(os.scandir(root / rel_dir), key=lambda e: e.name)
         except OSError as exc:
-            raise DiversegError(f"cannot list {root / rel_dir}: {exc.strerror or exc}") from None
+            if not rel_dir:
+                raise DiversegError(f"cannot list {root}: {exc.strerror or exc}") from None
+            skipped[f"unlistable directory ({(exc.strerror or str(exc)).lower()})"] += 1
+            continue
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             if entry.name.startswith("."):
