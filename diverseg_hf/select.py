@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,8 +123,12 @@ def _check_fraction(fraction: float) -> None:
         raise ParameterError("keep", f"must be in (0, 1], got {fraction}")
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and math.isfinite(value)
+
+
 def _check_finite(param: str, value: float | None) -> None:
-    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+    if value is not None and not _finite(value):
         raise ParameterError(param, f"must be a finite number, got {value}")
 
 
@@ -145,7 +150,7 @@ def check_select_arguments(max_blockiness: float | None = None, thetas: dict[str
     _check_finite("max_blockiness", max_blockiness)
     _check_finite("min_quality", min_quality)
     for col, theta in thetas.items():
-        if not (isinstance(theta, (int, float)) and math.isfinite(theta)):
+        if not _finite(theta):
             raise ParameterError("theta", f"{col}={theta} is not a finite number")
     if min_quality is not None or basis is not None:
         from .basis import load_basis
