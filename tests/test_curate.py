@@ -52,7 +52,7 @@ def test_curate_mixed_folder(tmp_path, capsys):
 def test_three_commands_chain(tmp_path, capsys):
     write_files(tmp_path / "src", good_images(6))
     assert run(["score", tmp_path / "src", "--out", tmp_path / "scores", "--workers", "1"], capsys)[0] == 0
-    code, err = run(["select", tmp_path / "scores", "--out", tmp_path / "sel", "--theta", "blockiness=0",
+    code, err = run(["select", tmp_path / "scores", "--out", tmp_path / "sel", "--theta", "blockiness=1000",
                      "--max-blockiness", "50"], capsys)
     assert code == 0 and "kept" in err
     code, err = run(["publish", tmp_path / "sel", "--out", tmp_path / "ds", "--name", "P", "--shard-size", "5KB"],
