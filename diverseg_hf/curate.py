@@ -56,7 +56,8 @@ def curate(
 
     ``score_options``/``select_options``/``publish_options`` are the keyword arguments of
     :func:`~diverseg_hf.score.score`, :func:`~diverseg_hf.select.select` and
-    :func:`~diverseg_hf.publish.publish`.
+    :func:`~diverseg_hf.publish.publish`. When blockiness is scored, the source's JPEG-quality
+    estimate (default basis) is recorded in the selection and shown on the card.
     """
     _check_arguments(out, name, score_options or {}, select_options or {}, publish_options)
     src = source if isinstance(source, Source) else open_source(source)
@@ -64,7 +65,9 @@ def curate(
     work = DatasetDir(out).work_dir(name)
     progress = publish_options.get("progress", True)
     scores = score(src, work / "scores", progress=progress, **(score_options or {}))
-    selection = select(work / "scores", work / "selection", **(select_options or {}))
+    scored = score_options.get("scorers", ("blockiness",)) if score_options else ("blockiness",)
+    selection = select(work / "scores", work / "selection", estimate="blockiness" in scored,
+                       **(select_options or {}))
     published = publish(work / "selection", out, name, source=src, **publish_options)
     return CurateResult(scores, selection, published)
 

@@ -118,6 +118,15 @@ def _quality(table: pa.Table, basis: Any) -> dict[str, Any]:
     return estimate_quality(values[ok], load_basis(basis)).to_dict()
 
 
+def _estimate_if_possible(table: pa.Table) -> dict[str, Any] | None:
+    """The source quality estimate with the default basis, or None (logged) when the values allow none."""
+    try:
+        return _quality(table, None)
+    except (DiversegError, ValueError, np.linalg.LinAlgError) as exc:
+        logger.warning("no source quality estimate: %s", exc)
+        return None
+
+
 def _check_fraction(fraction: float) -> None:
     if not 0 < fraction <= 1:  # NaN fails too
         raise ParameterError("keep", f"must be in (0, 1], got {fraction}")
@@ -234,6 +243,7 @@ def select(
     min_quality: float | None = None,
     basis: Any = None,
     on_low_quality: str = "error",
+    estimate: bool = False,
 ) -> SelectionResult:
     """Apply the rules to the score table at ``scores_dir``; write the selection folder ``out``.
 
@@ -241,7 +251,8 @@ def select(
     ``min_quality`` (e.g. 0.9) gates on the source's estimated JPEG quality (``basis`` as
     :func:`diverseg_hf.basis.load_basis` takes it; None = the default DF2K basis);
     ``on_low_quality`` is ``"error"`` (refuse) or ``"warn"``. Passing ``basis`` alone records the
-    estimate without gating.
+    estimate without gating; so does ``estimate=True`` with the default basis, where a table whose
+    blockiness values cannot be estimated from (none, or all equal) records no estimate and warns.
 
     Example:
         >>> select("/no/such", "/tmp/sel")
@@ -271,6 +282,8 @@ def select(
     quality = None
     if min_quality is not None or basis is not None:
         quality = _gate(table, basis, min_quality, on_low_quality)
+    elif estimate and "blockiness" in table.column_names:
+        quality = _estimate_if_possible(table)
 
     result = SelectionResult(Path(out), n, int(kept.sum()), dropped, used_thetas, quality)
     info = {

@@ -35,7 +35,10 @@ def test_curate_mixed_folder(tmp_path, capsys):
     manifest = json.loads((work / "scores" / "scores.json").read_text())
     assert manifest["complete"] and manifest["totals"]["rows"] == len(files)
     assert manifest["totals"]["errors"] == len(INVALID)
-    selection, _ = load_selection(work / "selection")
+    selection, info = load_selection(work / "selection")
+    # blockiness was scored: the source's quality estimate (packaged basis) is recorded and printed
+    assert 0.5 <= info["quality"]["quality"] <= 1 and info["quality"]["n"] == manifest["totals"]["scored"]
+    assert f"quality: estimated JPEG quality of the source {info['quality']['quality']:.1%}" in err
     ds = datasets.load_dataset(str(tmp_path / "ds"), split="train")  # the default config
     assert ds["key"][:] == selection.column("key").to_pylist()
     raw = ds.cast_column("image", datasets.Image(decode=False))
