@@ -101,6 +101,8 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     """Open encoded bytes lazily (header only) and enforce the pixel limit."""
     if not data:
         raise ImageError("empty", "zero-byte file")
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise ImageError("unsupported", "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: damage would go unseen")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -138,8 +140,6 @@ def probe(image: ImageLike, max_pixels: int = MAX_PIXELS) -> ImageInfo:
 
 def _load(im: Image.Image) -> Image.Image:
     """Decode all pixels, turning truncation and decoder failures into ImageError."""
-    if ImageFile.LOAD_TRUNCATED_IMAGES:
-        raise ImageError("unsupported", "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: damage would go unseen")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
