@@ -181,3 +181,11 @@ def test_batch_never_dies_and_keeps_order(tmp_path):
             assert a.error
     defined = {c for c, r in zip(sorted(paths), serial) if r.ok}
     assert defined == set(VALID) - {"tiny_1px", "flat_png"}
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_workers_must_be_a_positive_integer(workers):
+    from diverseg_hf.errors import DiversegError
+
+    with pytest.raises(DiversegError, match=r"^workers must be at least 1"):
+        list(iter_blockiness([b""], workers=workers))

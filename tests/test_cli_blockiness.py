@@ -72,3 +72,19 @@ def test_console_entry_point_runs(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert float(result.stdout.split("\t")[1]) == pytest.approx(blockiness(paths["rgb_png"]), rel=1e-15)
+
+
+def test_workers_below_one_is_misuse_named_by_its_flag(tmp_path, capsys):
+    assert main(["blockiness", str(tmp_path / "missing"), "--workers", "0"]) == 2  # checked before any work
+    assert capsys.readouterr().err.strip() == "diverseg blockiness: error: --workers must be at least 1, got 0"
+
+
+def test_cli_output_is_the_library_tsv(tmp_path, capsys):
+    from diverseg_hf.blockiness import write_blockiness_tsv
+
+    write_zoo(tmp_path / "zoo")
+    main(["blockiness", str(tmp_path / "zoo"), "-o", str(tmp_path / "cli.tsv")])
+    summary = write_blockiness_tsv([tmp_path / "zoo"], tmp_path / "lib.tsv")
+    assert (tmp_path / "cli.tsv").read_bytes() == (tmp_path / "lib.tsv").read_bytes()
+    assert f"blockiness: {summary}" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.tsv", "lib.tsv", "zoo"]  # no temporary left
