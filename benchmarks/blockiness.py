@@ -146,9 +146,12 @@ def print_memory() -> None:
         Image.fromarray(rgb[:64, :64]).save(tiny)
         print("| format | pixels | file bytes/px | baseline RSS | peak added | bytes/px |")
         print("|---|---:|---:|---:|---:|---:|")
-        for fmt, options in (("JPEG", {"quality": 90}), ("PNG", {"compress_level": 1})):
-            path = Path(tmp) / f"big.{fmt.lower()}"
-            Image.fromarray(rgb).save(path, fmt, **options)
+        rgba = np.dstack([rgb, rgb[..., :1]])
+        cases = (("JPEG", rgb, {"quality": 90}), ("PNG", rgb, {"compress_level": 1}),
+                 ("PNG RGBA", rgba, {"compress_level": 1}))
+        for fmt, pixels_in, options in cases:
+            path = Path(tmp) / f"big_{fmt.replace(' ', '_').lower()}.{fmt.split()[0].lower()}"
+            Image.fromarray(pixels_in).save(path, fmt.split()[0], **options)
             out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(path), str(tiny)], capture_output=True,
                                  text=True, check=True).stdout.split()
             before, after = (int(v) for v in out)
