@@ -269,3 +269,13 @@ def test_load_truncated_images_setting_is_refused(monkeypatch, png):
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
     with pytest.raises(ImageError, match="LOAD_TRUNCATED_IMAGES"):
         decode_rgb(png[:-5000])
+
+
+def test_a_limit_above_pillows_own_names_pillows_limit(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow hard-refuses above 2000 px
+    png = encode(np.zeros((100, 100, 3), np.uint8), "PNG")
+    with pytest.raises(ImageError, match="too-large: over Pillow's decompression-bomb limit"):
+        decode_rgb(png)  # 10,000 px: under our limit, over Pillow's
+    with pytest.raises(ImageError) as info:
+        decode_rgb(png, max_pixels=5000)
+    assert info.value.reason == "too-large: 10,000 px exceeds the pixel limit of 5,000 px"
