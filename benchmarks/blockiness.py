@@ -1,6 +1,6 @@
 """Blockiness speed and decode memory, on one core, in CPU time (the machine may be shared).
 
-Run:  python benchmarks/blockiness.py [--images DIR] [--generated 20] [--repeat 7] [--memory]
+Run:  python benchmarks/blockiness.py [--images SET5_SET14_DIR] [--generated 20] [--repeat 7] [--memory]
 
 Prints Markdown tables, all in nanoseconds of CPU time per pixel (best of ``--repeat`` runs, one
 thread) unless marked otherwise. Every file is read from disk by every path, as ``cv2.imread`` does:
@@ -39,7 +39,6 @@ from diverseg_hf.blockiness import blockiness_of_gray
 from diverseg_hf.containers import check_container
 from diverseg_hf.images import decode_rgb, find_image_files, rgb_to_gray
 
-DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
 COLUMNS = ["cv2.imread", "decode", "strict checks", "gray", "kernel", "end to end", "vs imread", "vs own decode"]
 
 
@@ -162,7 +161,7 @@ def print_memory() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser.add_argument("--images", type=Path, help="a folder of Set5/Set14 PNGs and their JPEG variants")
     parser.add_argument("--generated", type=int, default=20, help="generated 500x375 images per format")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--memory", action="store_true", help="also measure peak memory per pixel")
@@ -170,7 +169,7 @@ def main() -> None:
     print(f"CPU time per pixel (ns), best of {args.repeat}, {os.cpu_count()} CPUs visible, one thread used.\n")
     with tempfile.TemporaryDirectory() as tmp:
         corpora = []
-        if args.images.exists():
+        if args.images:
             files = find_image_files([args.images])
             corpora.append(("Set5/Set14 PNG", [p for p in files if p.suffix == ".png"]))
             corpora.append(("Set5/Set14 JPEG variants", [p for p in files if p.suffix == ".jpg"]))
