@@ -31,7 +31,7 @@ from typing import TextIO
 import numba
 import numpy as np
 
-from .errors import DiversegError, ImageError
+from .errors import DiversegError, ImageError, check_at_least
 from .files import write_atomic
 from .images import ImageLike, decode_gray, find_image_files
 
@@ -218,19 +218,6 @@ def blockiness(image: ImageLike) -> float:
     return blockiness_of_gray(gray).value
 
 
-def check_workers(workers: int) -> None:
-    """Refuse a worker count below 1 (the one check; the CLI maps ``workers`` to ``--workers``).
-
-    Example:
-        >>> check_workers(0)
-        Traceback (most recent call last):
-        ...
-        diverseg_hf.errors.DiversegError: workers must be at least 1, got 0
-    """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise DiversegError(f"workers must be at least 1, got {workers!r}")
-
-
 def iter_blockiness(
     images: Iterable[ImageLike], workers: int = 1, chunksize: int = 8
 ) -> Iterator[BlockinessResult]:
@@ -240,7 +227,7 @@ def iter_blockiness(
         >>> [r.reason.split(":")[0] for r in iter_blockiness([b"", np.zeros((9, 9), np.uint8)])]
         ['empty', 'undefined']
     """
-    check_workers(workers)
+    check_at_least("workers", workers)
     if workers == 1:
         yield from map(score_image, images)
         return
@@ -310,7 +297,7 @@ def write_blockiness_tsv(
         >>> out = io.StringIO(); str(write_blockiness_tsv([folder], out)), out.getvalue().endswith("a.png\tnan\n")
         ('0 scored, 0 undefined, 1 errors', True)
     """
-    check_workers(workers)
+    check_at_least("workers", workers)
     paths = list(paths)
     try:
         files = find_image_files(paths)

@@ -3,7 +3,7 @@
 Example:
     >>> import tempfile
     >>> sorted(write_zoo(tempfile.mkdtemp()))[:2]
-    ['bmp', 'bomb_header']
+    ['bomb_header', 'cmyk_jpeg']
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ VALID = {
     "webp": "photo.webp",
     "tiny_1px": "one.png",
     "flat_png": "flat.png",
+}
+#: More encoders, layouts and orientations: decoded like ``imread`` too, but not in the pipeline zoo
+#: that :func:`write_zoo` writes by default (the pipeline tests count its rows and formats).
+MORE_VALID = {
     "progressive_jpeg": "progressive.jpg",
     "jpeg_444": "s444.jpg",
     "jpeg_422": "s422.jpg",
@@ -49,7 +53,10 @@ INVALID = {
     "text_as_png": "notes.png",
     "truncated_jpeg": "truncated.jpg",
     "bomb_header": "bomb.png",
-    "corrupt_jpeg_data": "extraneous.jpg",
+}
+#: Damage only a strict decoder reports (Pillow decodes each of these silently).
+DAMAGED = {
+    "corrupt_jpeg_data": "overwritten.jpg",
     "png_bad_crc": "badcrc.png",
     "png_no_iend": "noiend.png",
 }
@@ -164,13 +171,18 @@ def _png16_rgb(arr: np.ndarray) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
-def write_zoo(folder: str | Path, seed: int = 0) -> dict[str, Path]:
-    """Write every zoo image into ``folder``; return case name -> path."""
+def write_zoo(folder: str | Path, seed: int = 0, extended: bool = False) -> dict[str, Path]:
+    """Write the zoo (VALID and INVALID; with ``extended`` also MORE_VALID and DAMAGED) into ``folder``.
+
+    Returns case name -> path.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    names = {**VALID, **INVALID}
+    names = {**VALID, **INVALID, **(MORE_VALID | DAMAGED if extended else {})}
     paths = {}
     for case, data in zoo_bytes(seed).items():
+        if case not in names:
+            continue
         path = folder / names[case]
         path.write_bytes(data)
         paths[case] = path

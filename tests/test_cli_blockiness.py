@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from image_zoo import INVALID, VALID, write_zoo
+from image_zoo import DAMAGED, INVALID, MORE_VALID, VALID, write_zoo
 
 from diverseg_hf import blockiness
 from diverseg_hf.cli import main
@@ -88,3 +88,19 @@ def test_cli_output_is_the_library_tsv(tmp_path, capsys):
     assert (tmp_path / "cli.tsv").read_bytes() == (tmp_path / "lib.tsv").read_bytes()
     assert f"blockiness: {summary}" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.tsv", "lib.tsv", "zoo"]  # no temporary left
+
+
+def test_extended_zoo_damage_is_nan_with_reason_and_nothing_lost(tmp_path, capsys):
+    paths = write_zoo(tmp_path / "zoo", extended=True)
+    assert main(["blockiness", str(tmp_path / "zoo"), "--workers", "2"]) == 0
+    out, err = capsys.readouterr()
+    values = parse_tsv(out)
+    assert set(values) == {str(p) for p in paths.values()}
+    reasons = dict(line.split(": ", 1) for line in err.splitlines() if line.startswith(str(tmp_path)))
+    for case in DAMAGED:
+        assert math.isnan(values[str(paths[case])])
+        assert reasons[str(paths[case])].split(":")[0] in ("corrupt", "truncated")
+    for case in MORE_VALID:
+        assert values[str(paths[case])] == blockiness(paths[case])
+    n_errors = len(INVALID) + len(DAMAGED)
+    assert f"{len(VALID) + len(MORE_VALID) - 2} scored, 2 undefined, {n_errors} errors" in err

@@ -16,7 +16,7 @@ import zlib
 import numpy as np
 import pytest
 from conftest import encode
-from image_zoo import entropy_segment, textured, zoo_bytes
+from image_zoo import DAMAGED, MORE_VALID, entropy_segment, textured, write_zoo, zoo_bytes
 from PIL import Image, ImageFile
 
 from diverseg_hf import score_image
@@ -269,6 +269,23 @@ def test_load_truncated_images_setting_is_refused(monkeypatch, png):
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
     with pytest.raises(ImageError, match="LOAD_TRUNCATED_IMAGES"):
         decode_rgb(png[:-5000])
+
+
+def test_score_phase_records_damage_as_error_rows(tmp_path):
+    """The pipeline's first phase: each damaged file is an error row with its reason, never a value."""
+    from diverseg_hf.score import score
+    from diverseg_hf.storage import ScoreTable
+
+    paths = write_zoo(tmp_path / "src", extended=True)
+    score(str(tmp_path / "src"), tmp_path / "scores", progress=False)
+    rows = {r["origin"]: r for r in ScoreTable.open(tmp_path / "scores").read().to_pylist()}
+    assert len(rows) == len(paths)
+    for case in DAMAGED:
+        row = rows[paths[case].name]
+        assert row["blockiness"] is None and row["error"] == score_image(paths[case]).reason
+        assert row["error"].split(":")[0] in ("corrupt", "truncated")
+    for case in MORE_VALID:
+        assert rows[paths[case].name]["error"] is None
 
 
 def test_a_limit_above_pillows_own_names_pillows_limit(monkeypatch):
