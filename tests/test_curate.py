@@ -36,8 +36,8 @@ def test_curate_mixed_folder(tmp_path, capsys):
     assert manifest["complete"] and manifest["totals"]["rows"] == len(files)
     assert manifest["totals"]["errors"] == len(INVALID)
     selection, info = load_selection(work / "selection")
-    # blockiness was scored: the source's quality estimate (packaged basis) is recorded and printed
-    assert 0.5 <= info["quality"]["quality"] <= 1 and info["quality"]["n"] == manifest["totals"]["scored"]
+    # blockiness was scored: the quality estimate (packaged basis; values >= 300 left out) is recorded, printed
+    assert 0.5 <= info["quality"]["quality"] <= 1 and 0 < info["quality"]["n"] <= manifest["totals"]["scored"]
     assert f"quality: estimated JPEG quality of the source {info['quality']['quality']:.1%}" in err
     ds = datasets.load_dataset(str(tmp_path / "ds"), split="train")  # the default config
     assert ds["key"][:] == selection.column("key").to_pylist()
