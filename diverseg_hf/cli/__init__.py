@@ -18,7 +18,9 @@ from .. import __version__
 from ..errors import DiversegError
 
 #: Subcommand modules, in the order ``diverseg --help`` lists them.
-COMMANDS = ["blockiness", "quality", "calibrate", "score", "select", "publish", "curate", "build", "push"]
+COMMANDS = [
+    "blockiness", "quality", "calibrate", "score", "select", "publish", "curate", "build", "push", "export", "sr-eval"
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
+        importlib.import_module(f"{__name__}.{name.replace('-', '_')}").register(sub)
     return parser
 
 

@@ -1,0 +1,3 @@
+"""tmp"""
+def register(sub):
+    pass
