@@ -266,3 +266,25 @@ def test_misuse(published, exported, tmp_path, capsys):
     assert cli_main(["export", str(tmp_path / "missing"), "--config", "I", "--out", str(tmp_path / "x")]) == 2
     assert "diverseg export: error: no dataset folder or Hub dataset id" in capsys.readouterr().err
     assert cli_main(["export", str(root), "--config", "I", "--out", str(tmp_path / "x"), "--subimages", "48"]) == 2
+
+
+def test_srpairs_on_the_export_read_the_exported_pairs(published, exported):
+    torch = pytest.importorskip("torch")
+    from diverseg_hf.sr import SRPairs
+
+    out, _ = exported
+    names = {row["key"]: row["name"] for row in key_map(out).values()}
+    pairs = SRPairs.from_folder(out, "I", format="basicsr", scale=4, patch_size=16, lr_from="image", augment=False)
+    n = 0
+    for ex in pairs:
+        lr = np.asarray(Image.open(out / "LR_bicubic" / "X4" / f"{names[ex['key']]}x4.png"))
+        hr = decode_rgb(out / "HR" / next(p.name for p in (out / "HR").glob(names[ex["key"]] + ".*")))
+        hr_patch = np.round(ex["hr"].numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+        lr_patch = np.round(ex["lr"].numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+        spots = [(t, x) for t in range(lr.shape[0] - 3) for x in range(lr.shape[1] - 3)
+                 if (hr[4 * t : 4 * t + 16, 4 * x : 4 * x + 16] == hr_patch).all()]
+        assert any((lr[t : t + 4, x : x + 4] == lr_patch).all() for t, x in spots), ex["key"]
+        n += 1
+    assert n == len(names) and torch.is_tensor(ex["lr"])
+    with pytest.raises(DiversegError, match="holds config 'I', not 'P'"):
+        SRPairs.from_folder(out, "P", format="basicsr")

@@ -214,7 +214,9 @@ class SRPairs(torch.utils.data.IterableDataset):
     def from_folder(
         cls, path: str | os.PathLike, config: str, format: str = "parquet", split: str = "train", **kwargs: Any
     ) -> SRPairs:
-        """Pairs from a published folder: ``data/<config>/<split>-*.parquet`` or ``wds/<config>/<split>-*.tar``.
+        """Pairs from a published folder: ``data/<config>/<split>-*.parquet`` or ``wds/<config>/<split>-*.tar``,
+        or (``format="basicsr"``) the HR originals of a ``diverseg export`` folder (with ``lr_from="image"``
+        the pairs are exactly the exported ones: the same LR, cut at the patch).
 
         Example:
             >>> SRPairs.from_folder("/nonexistent", "I", format="webdataset")
