@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest_hub import READ_TOKEN, client_env
 from image_zoo import textured, zoo_bytes
 from PIL import Image
 from sr_folder import encode, write_published_folder
@@ -28,6 +29,8 @@ from diverseg_hf.errors import DiversegError
 from diverseg_hf.export import export_basicsr
 from diverseg_hf.images import decode_rgb
 from diverseg_hf.sr import imresize
+
+pytest_plugins = ["conftest_hub"]  # the local Hub server fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALES = (2, 3, 4)
@@ -288,3 +291,19 @@ def test_srpairs_on_the_export_read_the_exported_pairs(published, exported):
     assert n == len(names) and torch.is_tensor(ex["lr"])
     with pytest.raises(DiversegError, match="holds config 'I', not 'P'"):
         SRPairs.from_folder(out, "P", format="basicsr")
+
+
+def test_export_from_a_hub_dataset_id(hub, published, exported, tmp_path):
+    """A Hub id downloads only data/<config>/*.parquet, then exports exactly as from the folder."""
+    root, _ = published
+    out, _ = exported
+    hub.put_files("tester/subset", {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*")
+                                    if p.is_file() and ".cache" not in p.parts})
+    env = {**client_env(hub.url, tmp_path / "home", READ_TOKEN), "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "diverseg_hf", "export", "tester/subset", "--config", "I", "--out",
+           str(tmp_path / "out"), "--subimages", f"{CROP},{STEP}", "--quiet"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert tree(tmp_path / "out") == tree(out)
+    fetched = {r.path for r in hub.requests("GET", "/resolve/")}
+    assert fetched and all("/data/I/" in path and path.endswith(".parquet") for path in fetched)
