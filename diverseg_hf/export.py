@@ -38,6 +38,7 @@ import io
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -119,7 +120,7 @@ def resolve_dataset(dataset: str | os.PathLike, config: str) -> Path:
     if path.is_dir():
         return path
     text = str(dataset)
-    if text.count("/") != 1 or text.startswith((".", "/")) or path.suffix:
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", text):
         raise DiversegError(f"no dataset folder or Hub dataset id: {dataset}")
     from huggingface_hub import snapshot_download
 
