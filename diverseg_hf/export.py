@@ -110,7 +110,10 @@ def _published_images(dataset_dir: Path, config: str, with_images: bool = True) 
         raise DiversegError(f"no train-*.parquet shards in {dataset_dir / 'data' / config}")
     columns = ["key", "image"] if with_images else ["key"]
     for path in files:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=32, columns=columns):
+        shard = pq.ParquetFile(path)
+        if missing := [c for c in columns if c not in shard.schema_arrow.names]:
+            raise DiversegError(f"{path}: no column {missing[0]!r}; columns: {shard.schema_arrow.names}")
+        for batch in shard.iter_batches(batch_size=32, columns=columns):
             yield from batch.to_pylist()
 
 

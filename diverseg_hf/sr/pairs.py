@@ -69,6 +69,7 @@ import hashlib
 import itertools
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -76,7 +77,7 @@ import numpy as np
 
 from ..errors import DiversegError, ImageError, require
 from ..images import decode_rgb
-from .imresize import imresize
+from .imresize import imresize, imresize_window
 from .readers import dataset_reader, folder_reader
 
 torch = require("torch", "sr")
@@ -144,8 +145,9 @@ class SRPairs(torch.utils.data.IterableDataset):
     * ``lr_from="patch"`` (default): ``imresize(hr, 1/scale)`` of the (augmented) HR patch: cheap,
       one resize per patch;
     * ``lr_from="image"``: the DIV2K convention (and what ``diverseg export`` writes): the LR of the
-      whole image cropped to a multiple of ``scale`` (``imresize(modcrop(image), 1/scale)``, once per
-      image), cut at the patch's position (offset / scale) and given the patch's flip/rotation.
+      whole image cropped to a multiple of ``scale`` (``imresize(modcrop(image), 1/scale)``), cut at
+      the patch's position (offset / scale) and given the patch's flip/rotation; only the window is
+      computed, from the input pixels it reads (:func:`~diverseg_hf.sr.imresize.imresize_window`).
 
     The two agree except in a border of 2 LR pixels: there the bicubic kernel (4 LR pixels wide)
     reads across the patch edge, which ``"patch"`` fills by mirroring and ``"image"`` with the real
@@ -330,11 +332,11 @@ class SRPairs(torch.utils.data.IterableDataset):
             rgb = self._decode(key, payload, counts)
             if rgb is None:
                 continue
-            lr_image = self._lr_of_image(rgb) if self.lr_from == "image" else None
+            lr_source = self._lr_source(rgb) if self.lr_from == "image" else None
             for j in range(pair0, ppi):
                 cursor = index * ppi + j + 1
                 pos = torch.tensor([worker, workers, cursor, counts["too_small"], counts["bad"]])
-                lr, hr = self._pair(rgb, key, j, lr_image)
+                lr, hr = self._pair(rgb, key, j, lr_source)
                 yield {"key": key, self.output_names[0]: lr, self.output_names[1]: hr, "pos": pos}
         logger.debug("SRPairs epoch %d stream %d/%d done; skipped %s", self.epoch, stream, n_streams, counts)
 
@@ -352,14 +354,14 @@ class SRPairs(torch.utils.data.IterableDataset):
             return None
         return rgb
 
-    def _lr_of_image(self, rgb: np.ndarray) -> Any:
-        """The DIV2K-convention LR of the whole image (cropped to a multiple of the scale), 3xhxw uint8."""
-        s = self.scale
-        hr = rgb[: rgb.shape[0] - rgb.shape[0] % s, : rgb.shape[1] - rgb.shape[1] % s]
-        # torch, not NumPy: DataLoader workers run torch single-threaded, NumPy's BLAS would oversubscribe.
-        return imresize(torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1))), 1.0 / s)
+    def _lr_source(self, rgb: np.ndarray) -> Any:
+        """The image cropped to a multiple of the scale, as a 3xHxW uint8 view (no copy) for ``imresize_window``."""
+        h, w = rgb.shape[0] - rgb.shape[0] % self.scale, rgb.shape[1] - rgb.shape[1] % self.scale
+        with warnings.catch_warnings():  # decoded arrays are read-only; the view is only read
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            return torch.from_numpy(rgb[:h, :w]).permute(2, 0, 1)
 
-    def _pair(self, rgb: np.ndarray, key: str, pair: int, lr_image: Any = None) -> tuple[Any, Any]:
+    def _pair(self, rgb: np.ndarray, key: str, pair: int, lr_source: Any = None) -> tuple[Any, Any]:
         rng = np.random.default_rng([self.seed, self.epoch, _key_seed(key), pair])
         p, s = self.patch_size, self.scale
         top = s * int(rng.integers((rgb.shape[0] - p) // s + 1))
@@ -367,10 +369,10 @@ class SRPairs(torch.utils.data.IterableDataset):
         hr_t = torch.from_numpy(np.ascontiguousarray(rgb[top : top + p, left : left + p].transpose(2, 0, 1)))
         k = int(rng.integers(8)) if self.augment else 0
         hr_t = _dihedral(hr_t, k)
-        if lr_image is None:
+        if lr_source is None:
             lr_t = imresize(hr_t.contiguous(), 1.0 / s)
-        else:
-            lr_t = _dihedral(lr_image[:, top // s : (top + p) // s, left // s : (left + p) // s], k)
+        else:  # the patch's window of the whole image's LR, computed from the input pixels it reads
+            lr_t = _dihedral(imresize_window(lr_source, 1.0 / s, top // s, left // s, p // s, p // s), k)
         return lr_t.float().div_(255.0), hr_t.float().div_(255.0)
 
 
