@@ -53,6 +53,7 @@ from .images import decode_rgb, probe
 from .sr import basicsr
 from .sr.evaluate import modcrop
 from .sr.imresize import imresize
+from .storage import DatasetDir, iter_parquet_rows, parquet_schema
 
 EXPORT_VERSION = 1
 
@@ -101,20 +102,14 @@ class ExportReport:
 
 
 def _published_images(dataset_dir: Path, config: str, with_images: bool = True) -> Iterator[dict[str, Any]]:
-    """Rows ``{"key", "image": {"bytes", "path"}}`` of ``data/<config>/train-*.parquet`` (keys only if not
+    """Rows ``{"key", "image": {"bytes", "path"}}`` of the config's Parquet shards (keys only if not
     ``with_images``). The one place that reads the published folder."""
-    import pyarrow.parquet as pq
-
-    files = sorted((dataset_dir / "data" / config).glob("train-*.parquet"))
-    if not files:
-        raise DiversegError(f"no train-*.parquet shards in {dataset_dir / 'data' / config}")
     columns = ["key", "image"] if with_images else ["key"]
-    for path in files:
-        shard = pq.ParquetFile(path)
-        if missing := [c for c in columns if c not in shard.schema_arrow.names]:
-            raise DiversegError(f"{path}: no column {missing[0]!r}; columns: {shard.schema_arrow.names}")
-        for batch in shard.iter_batches(batch_size=32, columns=columns):
-            yield from batch.to_pylist()
+    for path in DatasetDir(dataset_dir).parquet_shards(config):
+        names = parquet_schema(path).names
+        if missing := [c for c in columns if c not in names]:
+            raise DiversegError(f"{path}: no column {missing[0]!r}; columns: {names}")
+        yield from iter_parquet_rows(path, columns=columns, batch_size=32)
 
 
 def resolve_dataset(dataset: str | os.PathLike, config: str) -> Path:
