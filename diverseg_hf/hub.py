@@ -1,11 +1,17 @@
 """The only module that talks to the Hugging Face Hub: push a dataset folder, idempotently and resumably.
 
-``push_folder`` creates the dataset repo if missing, uploads the data files in several commits of bounded
-file count and size, and the card ``README.md`` last, so the repo never advertises files it lacks. Files whose
-content is already on the Hub (same LFS sha256 or git blob id) are skipped, so a second push of an unchanged
-folder uploads nothing and makes no commit, and a push killed midway uploads only what is missing when re-run.
+``push_folder`` creates the dataset repo if missing and uploads the folder so that the repo never advertises
+rows it does not serve (see :mod:`diverseg_hf.hub_plan`): new files that the card now on the Hub cannot
+reach go first, in commits of bounded file count and size; then one commit carries everything readers of
+the card see (changed files, the shards of every changed config, the deletions, the card), so that a push
+killed at any point leaves the old dataset or the new one, never a mix. Hidden files (``.diverseg/`` work
+files, ``.NAME.partial`` staging folders) are never uploaded, and a folder whose last publish did not
+complete is refused. Files whose content is already on the Hub (same LFS sha256 or git blob id) are
+skipped, so a second push of an unchanged folder uploads nothing and makes no commit, and a push killed
+midway uploads only what is missing when re-run (LFS objects uploaded before the kill are not sent again).
 Transient failures (429, 5xx, network) are retried with exponential backoff; 401/403/404 become one-line
-``DiversegError`` messages that never contain the token.
+``DiversegError`` messages. No token reaches any message or log line (:func:`diverseg_hf.errors.redact`),
+not even one a server echoes back.
 
 The endpoint, token and transfer backend are huggingface_hub's own: ``HF_ENDPOINT``, ``HF_TOKEN`` or the login
 cache (``hf auth login``), and xet when ``hf_xet`` is installed.
@@ -23,6 +29,7 @@ import hashlib
 import importlib
 import logging
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +37,12 @@ from time import sleep
 from typing import Literal, TypeVar
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
-from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.utils import validate_repo_id
 from tqdm import tqdm
 
-from .errors import DiversegError
+from .errors import DiversegError, ParameterError, redact, redacted_logging
+from .hub_plan import CARD, is_uploaded, split_for_readers, staging_leftovers, stale_paths
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +52,6 @@ T = TypeVar("T")
 MAX_FILES_PER_COMMIT = 50
 #: Bytes of files per commit (a file larger than this gets a commit of its own).
 MAX_BYTES_PER_COMMIT = 2 * 1024**3
-#: Local folders that are never uploaded (pipeline state, git, caches).
-SKIPPED_DIRS = frozenset({".diverseg", ".git", ".cache"})
-#: The dataset card, uploaded last.
-CARD = "README.md"
 #: HTTP statuses worth retrying, attempts in all, and the backoff (seconds) before the first retry.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 RETRY_ATTEMPTS = 6
@@ -90,7 +95,7 @@ class LocalFile:
 
 
 def list_local_files(folder: str | os.PathLike) -> list[LocalFile]:
-    """The files of a dataset folder to upload, sorted, without ``.diverseg/``, ``.git/`` and ``.cache/``.
+    """The files of a dataset folder to upload, sorted, without hidden ones (``.diverseg/``, staging folders).
 
     Example:
         >>> list_local_files("diverseg")[0].path_in_repo  # doctest: +SKIP
@@ -102,7 +107,7 @@ def list_local_files(folder: str | os.PathLike) -> list[LocalFile]:
     out = []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        if path.is_file() and not SKIPPED_DIRS.intersection(rel.parts[:-1]):
+        if path.is_file() and is_uploaded(rel.as_posix()):
             out.append(LocalFile(rel.as_posix(), path, path.stat().st_size))
     return out
 
@@ -143,49 +148,136 @@ def push_folder(
     max_bytes_per_commit: int = MAX_BYTES_PER_COMMIT,
     prune: bool = False,
     endpoint: str | None = None,
+    card: Callable[[str], str | os.PathLike | None] | None = None,
 ) -> PushResult:
     """Upload a dataset folder to the Hub dataset repo ``repo_id``; see the module docstring.
 
     ``revision`` is an existing branch (default ``main``); ``private`` applies when the repo is created;
-    ``gated`` ("auto" or "manual") gates the repo; ``prune`` deletes, in the last commit, the files of the
-    branch the folder does not have (``.gitattributes`` kept), so that re-sharded data leaves no stale shards
-    behind; ``endpoint`` defaults to ``HF_ENDPOINT``.
+    ``gated`` ("auto" or "manual") gates the repo. The last commit deletes the files a config of the card
+    reads that the folder no longer has (re-sharded configs leave no stale shards behind); ``prune`` also
+    deletes every other file of the branch the folder does not have (``.gitattributes`` kept). ``card``,
+    called with the repo id, returns the path of a card to upload instead of the folder's ``README.md``
+    (None: the folder's). ``endpoint`` defaults to ``HF_ENDPOINT``.
 
     Example:
         >>> push_folder("diverseg", "my-org/diverseg", gated="manual").uploaded[-1]  # doctest: +SKIP
         'README.md'
     """
-    files = list_local_files(folder)
-    if not files:
-        raise DiversegError(f"{folder} has no files to push")
+    check_repo_id(repo_id)
+    files = _pushable_files(folder)
     if gated not in (None, "auto", "manual"):
         raise DiversegError(f"gated must be 'auto' or 'manual', not {gated!r}")
+    plan_commits([], max_files_per_commit, max_bytes_per_commit)  # checks the limits before any request
     token = token or get_token()
     if not token:
         raise DiversegError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
     api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None, token=token)
     result = PushResult(repo_id, revision or "main")
-    card = [f for f in files if f.path_in_repo == CARD]
-    batches = plan_commits([f for f in files if f.path_in_repo != CARD], max_files_per_commit, max_bytes_per_commit)
-    if card or prune:
-        batches.append(card)
-    keep = {f.path_in_repo for f in files} | {".gitattributes"} if prune else None
     summary = message or f"Upload {Path(folder).name} with diverseg"
     try:
-        _retry(lambda: _ensure_repo(api, repo_id, private))
-        if gated:
-            _retry(lambda: api.update_repo_settings(repo_id, repo_type="dataset", gated=gated))
-        for i, batch in enumerate(tqdm(batches, desc=f"push {repo_id}", unit="commit"), 1):
-            title = f"{summary} (part {i}/{len(batches)})" if len(batches) > 1 else summary
-            last_keep = keep if i == len(batches) else None
-            _retry(lambda b=batch, t=title, k=last_keep: _push_batch(api, result, b, t, k))
-    except HfHubHTTPError as err:
-        raise DiversegError(_explain(err, repo_id, result.revision)) from None
-    except _transport_errors() as err:
-        raise DiversegError(f"cannot reach the Hub at {api.endpoint}: {type(err).__name__}") from None
+        with redacted_logging("huggingface_hub"):
+            _retry(lambda: _ensure_repo(api, repo_id, private))
+            if gated:
+                _retry(lambda: api.update_repo_settings(repo_id, repo_type="dataset", gated=gated))
+            files = _with_card(files, card(repo_id) if card else None)
+            batches, stale, result.skipped = _retry(lambda: _plan(api, result, files, prune, max_files_per_commit,
+                                                                  max_bytes_per_commit))
+            _push_batches(api, result, batches, summary, stale)
+    except (HfHubHTTPError, RuntimeError, *_transport_errors()) as err:
+        failure = _failure(err, api, repo_id, result.revision)
+        if failure is None:
+            raise
+    else:
+        failure = None
+    if failure is not None:  # raised here, outside the handler, so that no exception with the token is chained
+        raise DiversegError(redact(failure, [token]))
     logger.info("pushed %s: %d commits, %d files uploaded, %d already there, %d deleted", repo_id,
                 len(result.commits), len(result.uploaded), len(result.skipped), len(result.deleted))
     return result
+
+
+def _failure(err: Exception, api: HfApi, repo_id: str, branch: str) -> str | None:
+    """The one-line message for a failed push (None for an error that is not the Hub's or the network's)."""
+    if isinstance(err, HfHubHTTPError):
+        return _explain(err, repo_id, branch)
+    if isinstance(err, RuntimeError) and isinstance(err.__cause__, HfHubHTTPError):  # a failed LFS upload
+        return f"{_explain(err.__cause__, repo_id, branch)} ({err})"
+    if isinstance(err, _transport_errors()):
+        return f"cannot reach the Hub at {api.endpoint}: {type(err).__name__}"
+    return None
+
+
+def check_repo_id(repo_id: str, param: str = "repo_id") -> str:
+    """``repo_id`` if it is a valid Hub repo id (``name`` or ``namespace/name``), else a :class:`ParameterError`.
+
+    Example:
+        >>> check_repo_id("my-org/diverseg")
+        'my-org/diverseg'
+        >>> check_repo_id("my-org//diverseg")
+        Traceback (most recent call last):
+        ...
+        diverseg_hf.errors.ParameterError: repo_id must be NAME or NAMESPACE/NAME (letters, digits, '-', '_', \
+'.'; at most 96 characters), not 'my-org//diverseg'
+    """
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise ParameterError(param, "must be NAME or NAMESPACE/NAME (letters, digits, '-', '_', '.'; at most 96 "
+                                    f"characters), not {repo_id!r}") from None
+    return repo_id
+
+
+def _pushable_files(folder: str | os.PathLike) -> list[LocalFile]:
+    """The files to push; an error for an empty folder or one whose last publish did not complete."""
+    leftovers = staging_leftovers(folder)
+    if leftovers:
+        raise DiversegError(f"the last publish into {folder} did not complete ({leftovers[0]} is left): "
+                            "publish again, then push")
+    files = list_local_files(folder)
+    if not files:
+        raise DiversegError(f"{folder} has no files to push")
+    return files
+
+
+def _with_card(files: list[LocalFile], card: str | os.PathLike | None) -> list[LocalFile]:
+    """``files`` with the card replaced by the file ``card`` (unchanged if None)."""
+    if card is None:
+        return files
+    path = Path(card)
+    return [f for f in files if f.path_in_repo != CARD] + [LocalFile(CARD, path, path.stat().st_size)]
+
+
+def _plan(api: HfApi, result: PushResult, files: list[LocalFile], prune: bool, max_files: int,
+          max_bytes: int) -> tuple[list[list[LocalFile]], Callable[[list[str]], list[str]], list[str]]:
+    """The commits to make (early batches, then the final one, see :mod:`diverseg_hf.hub_plan`; none when
+    nothing changed), the function that lists, from the remote paths at the final commit, those to delete in
+    it, and the files already on the Hub (left out of the commits).
+    """
+    head = api.repo_info(result.repo_id, repo_type="dataset", revision=result.revision).sha
+    remote = {e.path: e for e in api.list_repo_tree(result.repo_id, repo_type="dataset", revision=head,
+                                                    recursive=True) if hasattr(e, "blob_id")}
+    todo = [f for f in files if not _same_content(f, remote.get(f.path_in_repo))]
+    live_card = _remote_card(api, result, head) if todo and CARD in remote else None
+    early, _ = split_for_readers([f.path_in_repo for f in todo], set(remote), live_card)
+    batches = plan_commits([f for f in todo if f.path_in_repo in early], max_files, max_bytes)
+    batches.append([f for f in todo if f.path_in_repo not in early])
+    local = {f.path_in_repo for f in files}
+    card_file = next((f.path for f in files if f.path_in_repo == CARD), None)
+    new_card = card_file.read_text(encoding="utf-8", errors="replace") if card_file else None
+
+    def stale(paths: list[str]) -> list[str]:
+        return stale_paths(paths, local, new_card, prune)
+
+    if not batches[-1] and not stale(list(remote)):
+        batches.pop()  # nothing for the final commit to change (early commits only add paths the folder has)
+    return batches, stale, [f.path_in_repo for f in files if f not in todo]
+
+
+def _remote_card(api: HfApi, result: PushResult, head: str) -> str:
+    """The text of the card on the Hub at commit ``head``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = api.hf_hub_download(result.repo_id, CARD, repo_type="dataset", revision=head, local_dir=tmp)
+        return Path(path).read_text(encoding="utf-8", errors="replace")
 
 
 def _ensure_repo(api: HfApi, repo_id: str, private: bool) -> None:
@@ -198,9 +290,19 @@ def _ensure_repo(api: HfApi, repo_id: str, private: bool) -> None:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
 
 
-def _push_batch(api: HfApi, result: PushResult, batch: list[LocalFile], title: str, keep: set[str] | None) -> None:
-    """Commit the files of ``batch`` the Hub does not already hold (and, with ``keep``, delete remote files not
-    in it); record what was done in ``result``.
+def _push_batches(api: HfApi, result: PushResult, batches: list[list[LocalFile]], summary: str,
+                  stale: Callable[[list[str]], list[str]]) -> None:
+    """Commit the batches in order; the last one also deletes what ``stale`` lists."""
+    for i, batch in enumerate(tqdm(batches, desc=f"push {result.repo_id}", unit="commit"), 1):
+        title = f"{summary} (part {i}/{len(batches)})" if len(batches) > 1 else summary
+        last = stale if i == len(batches) else None
+        _retry(lambda b=batch, t=title, s=last: _push_batch(api, result, b, t, s))
+
+
+def _push_batch(api: HfApi, result: PushResult, batch: list[LocalFile], title: str,
+                stale: Callable[[list[str]], list[str]] | None) -> None:
+    """Commit the files of ``batch`` the Hub does not already hold (and, with ``stale``, delete the remote
+    files it lists); record what was done in ``result``.
 
     The remote state is read again on every attempt, so a retried batch whose commit did land is not repeated.
     """
@@ -210,19 +312,19 @@ def _push_batch(api: HfApi, result: PushResult, batch: list[LocalFile], title: s
     infos = api.get_paths_info(repo_id, paths, repo_type="dataset", revision=head) if paths else []
     remote = {e.path: e for e in infos}
     todo = [f for f in batch if not _same_content(f, remote.get(f.path_in_repo))]
-    stale = [] if keep is None else sorted(
-        e.path for e in api.list_repo_tree(repo_id, repo_type="dataset", revision=head, recursive=True)
-        if hasattr(e, "blob_id") and e.path not in keep)
+    deleted = [] if stale is None else stale(
+        [e.path for e in api.list_repo_tree(repo_id, repo_type="dataset", revision=head, recursive=True)
+         if hasattr(e, "blob_id")])
     ops: list[CommitOperationAdd | CommitOperationDelete] = [
         CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.path)) for f in todo]
-    ops += [CommitOperationDelete(path_in_repo=path) for path in stale]
+    ops += [CommitOperationDelete(path_in_repo=path) for path in deleted]
     if ops:
         info = api.create_commit(repo_id, ops, commit_message=title, repo_type="dataset", revision=branch,
                                  parent_commit=head)
         result.commits.append(info.oid)
     result.uploaded += [f.path_in_repo for f in todo]
     result.skipped += [f.path_in_repo for f in batch if f not in todo]
-    result.deleted += stale
+    result.deleted += deleted
 
 
 def _same_content(local: LocalFile, remote: object) -> bool:
