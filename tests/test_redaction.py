@@ -91,7 +91,7 @@ def test_echoed_token_is_redacted_from_the_cli_error(echo_hub, folder, monkeypat
 def test_library_error_and_logs_of_a_subprocess_carry_no_token(echo_hub, folder, tmp_path) -> None:
     env = client_env(echo_hub.url, tmp_path / "client_home", ENV_TOKEN)
     code = ("import diverseg_hf.hub as h; h.RETRY_FIRST_WAIT = 0.01\n"
-            "from diverseg_hf.cli import main; raise SystemExit(main(['-v', 'push', %r, %r]))" % (str(folder), REPO))
+            f"from diverseg_hf.cli import main; raise SystemExit(main(['-v', 'push', {str(folder)!r}, {REPO!r}]))")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 2, proc.stderr
     assert "retry" in proc.stderr and "Bearer ***" in proc.stderr

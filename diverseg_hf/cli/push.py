@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="delete files on the Hub branch that the folder does not have (.gitattributes kept; "
                              "shards a config of the card reads are always replaced, never left beside new ones)")
     parser.add_argument("--max-files-per-commit", type=int, default=MAX_FILES_PER_COMMIT, metavar="N",
-                        help=f"files per commit (default {MAX_FILES_PER_COMMIT})")
+                        help=f"files per early commit (default {MAX_FILES_PER_COMMIT}); the last commit carries every "
+                             "change readers of the card see, all at once (docs/hub.md)")
     parser.set_defaults(func=run)
 
 
