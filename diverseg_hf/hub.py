@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import logging
 import os
@@ -42,7 +41,15 @@ from huggingface_hub.utils import validate_repo_id
 from tqdm import tqdm
 
 from .errors import DiversegError, ParameterError, redact, redacted_logging
-from .hub_plan import CARD, is_uploaded, split_for_readers, staging_leftovers, stale_paths
+from .hub_plan import (
+    CARD,
+    LocalFile,
+    list_local_files,
+    plan_commits,
+    split_for_readers,
+    staging_leftovers,
+    stale_paths,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,69 +78,6 @@ class PushResult:
     uploaded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class LocalFile:
-    path_in_repo: str
-    path: Path
-    size: int
-
-    def sha256(self) -> str:
-        """The LFS oid of the file."""
-        return self._digest(hashlib.sha256())
-
-    def git_blob_id(self) -> str:
-        """The git blob sha1 (``blob <size>\\0`` + content), the id the Hub lists for regular files."""
-        return self._digest(hashlib.sha1(b"blob %d\0" % self.size))
-
-    def _digest(self, digest: hashlib._Hash) -> str:
-        with open(self.path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
-
-
-def list_local_files(folder: str | os.PathLike) -> list[LocalFile]:
-    """The files of a dataset folder to upload, sorted, without hidden ones (``.diverseg/``, staging folders).
-
-    Example:
-        >>> list_local_files("diverseg")[0].path_in_repo  # doctest: +SKIP
-        'README.md'
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise DiversegError(f"{folder} is not a folder")
-    out = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if path.is_file() and is_uploaded(rel.as_posix()):
-            out.append(LocalFile(rel.as_posix(), path, path.stat().st_size))
-    return out
-
-
-def plan_commits(files: list[LocalFile], max_files: int, max_bytes: int) -> list[list[LocalFile]]:
-    """Split ``files`` (in order) into batches of at most ``max_files`` files and ``max_bytes`` bytes.
-
-    Example:
-        >>> f = [LocalFile(str(i), Path(str(i)), 10) for i in range(5)]
-        >>> [len(b) for b in plan_commits(f, max_files=2, max_bytes=100)]
-        [2, 2, 1]
-    """
-    if max_files < 1 or max_bytes < 1:
-        raise DiversegError("max_files_per_commit and max_bytes_per_commit must be positive")
-    batches: list[list[LocalFile]] = []
-    current: list[LocalFile] = []
-    size = 0
-    for f in files:
-        if current and (len(current) >= max_files or size + f.size > max_bytes):
-            batches.append(current)
-            current, size = [], 0
-        current.append(f)
-        size += f.size
-    if current:
-        batches.append(current)
-    return batches
 
 
 def push_folder(

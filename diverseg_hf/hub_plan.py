@@ -1,4 +1,5 @@
-"""What a push uploads and in which commit, so that a Hub repo never advertises rows it does not serve.
+"""The local side of a push: which files of a dataset folder go up, in which commits, and what is deleted, so
+that a Hub repo never advertises rows it does not serve.
 
 Readers of a Hub dataset see what its card (``README.md``) points at: the ``data_files`` patterns of its
 YAML ``configs`` (``load_dataset(repo, cfg)``, streaming) and folders its text globs (the WebDataset
@@ -22,14 +23,18 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .errors import DiversegError
 
 #: The dataset card; files the Hub manages itself and that ``prune`` keeps.
 CARD = "README.md"
@@ -38,6 +43,69 @@ KEEP_ON_PRUNE = frozenset({".gitattributes"})
 STAGING_SUFFIX = ".partial"
 #: What a card without ``configs`` reads: every file (``datasets`` infers the configs from the layout).
 EVERY_FILE = re.compile(".*")
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path_in_repo: str
+    path: Path
+    size: int
+
+    def sha256(self) -> str:
+        """The LFS oid of the file."""
+        return self._digest(hashlib.sha256())
+
+    def git_blob_id(self) -> str:
+        """The git blob sha1 (``blob <size>\\0`` + content), the id the Hub lists for regular files."""
+        return self._digest(hashlib.sha1(b"blob %d\0" % self.size))
+
+    def _digest(self, digest: hashlib._Hash) -> str:
+        with open(self.path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+
+def list_local_files(folder: str | os.PathLike) -> list[LocalFile]:
+    """The files of a dataset folder to upload, sorted, without hidden ones (``.diverseg/``, staging folders).
+
+    Example:
+        >>> list_local_files("diverseg")[0].path_in_repo  # doctest: +SKIP
+        'README.md'
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise DiversegError(f"{folder} is not a folder")
+    out = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_file() and is_uploaded(rel.as_posix()):
+            out.append(LocalFile(rel.as_posix(), path, path.stat().st_size))
+    return out
+
+
+def plan_commits(files: list[LocalFile], max_files: int, max_bytes: int) -> list[list[LocalFile]]:
+    """Split ``files`` (in order) into batches of at most ``max_files`` files and ``max_bytes`` bytes.
+
+    Example:
+        >>> f = [LocalFile(str(i), Path(str(i)), 10) for i in range(5)]
+        >>> [len(b) for b in plan_commits(f, max_files=2, max_bytes=100)]
+        [2, 2, 1]
+    """
+    if max_files < 1 or max_bytes < 1:
+        raise DiversegError("max_files_per_commit and max_bytes_per_commit must be positive")
+    batches: list[list[LocalFile]] = []
+    current: list[LocalFile] = []
+    size = 0
+    for f in files:
+        if current and (len(current) >= max_files or size + f.size > max_bytes):
+            batches.append(current)
+            current, size = [], 0
+        current.append(f)
+        size += f.size
+    if current:
+        batches.append(current)
+    return batches
 
 
 def is_uploaded(path_in_repo: str) -> bool:
