@@ -105,12 +105,15 @@ REDACTED = "***"
 
 
 def known_tokens() -> set[str]:
-    """The tokens this process could send: ``HF_TOKEN`` (and its old name) and every stored login."""
+    """The tokens this process could send: ``HF_TOKEN`` (and its old name), the login and every stored login
+    (read from their files: no request is made, not even an OAuth refresh)."""
     found = {os.environ.get("HF_TOKEN"), os.environ.get("HUGGING_FACE_HUB_TOKEN")}
     try:
-        from huggingface_hub import get_stored_tokens, get_token
+        from huggingface_hub import constants, get_stored_tokens
 
-        found.add(get_token())
+        if os.path.isfile(constants.HF_TOKEN_PATH):
+            with open(constants.HF_TOKEN_PATH, encoding="utf-8", errors="replace") as fh:
+                found.add(fh.read().strip())
         found.update(get_stored_tokens().values())
     except Exception:  # a broken login cache must not stop an error message from being printed
         pass

@@ -22,6 +22,7 @@ from pipeline_helpers import good_images, write_files
 from diverseg_hf.cli import main
 from diverseg_hf.errors import DiversegError
 from diverseg_hf.hub import push_folder
+from diverseg_hf.hub_plan import card_patterns, split_for_readers, stale_paths
 from diverseg_hf.publish import publish
 from diverseg_hf.select import select
 
@@ -200,3 +201,46 @@ def test_final_commit_carries_every_change_readers_see(hub_env, versions) -> Non
     assert "README.md" in final and {p for p in final if p.startswith("data/mine/")} == {
         f"data/mine/{p.name}" for p in (v2 / "data" / "mine").iterdir()}
     assert removed[-1] == {"data/mine/train-00000-of-00001.parquet"} and not any(removed[:-1])
+
+
+CARD_FORMS = """---
+configs:
+- config_name: listed
+  data_files:
+  - split: train
+    path: [data/a/*.parquet, data/b/x-*.parquet]
+  - split: test
+    path: data/t/**/*.parquet
+- config_name: mapping
+  data_files: {train: m/train.parquet}
+- config_name: plain
+  data_files: p/*.tar
+- config_name: dir
+  data_dir: d
+---
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "read"),
+    [("data/a/0.parquet", True), ("data/a/sub/0.parquet", False), ("data/b/x-1.parquet", True),
+     ("data/b/y-1.parquet", False), ("data/t/0.parquet", True), ("data/t/u/v/0.parquet", True),
+     ("m/train.parquet", True), ("m/test.parquet", False), ("p/0.tar", True), ("d/any/thing.bin", True),
+     ("assets/x.png", False)],
+)
+def test_card_patterns_cover_every_data_files_form(path: str, read: bool) -> None:
+    assert any(p.match(path) for p in card_patterns(CARD_FORMS)) == read
+    early, final = split_for_readers([path], {"README.md"}, CARD_FORMS)
+    assert (final if read else early) == [path]
+    assert stale_paths([path], set(), CARD_FORMS, prune=False) == ([path] if read else [])
+
+
+def test_split_keeps_changes_and_known_folders_for_the_final_commit() -> None:
+    remote = {"README.md", "wds/mine/train-00000.tar", "data/mine/train-00000-of-00001.parquet"}
+    todo = ["wds/mine/train-00001.tar", "data/mine/train-00000-of-00001.parquet", "wds/new/train-00000.tar",
+            "README.md", "LICENSE"]
+    early, final = split_for_readers(todo, remote, CARD_FORMS)
+    assert early == ["wds/new/train-00000.tar"]  # a new folder no pattern reaches
+    assert split_for_readers(["x/y.bin"], {".gitattributes"}, None) == (["x/y.bin"], [])  # no card on the Hub
+    assert split_for_readers(["x/y.bin"], {"README.md"}, "# no configs") == ([], ["x/y.bin"])  # reads every file
+    assert final == todo[:2] + todo[3:]

@@ -70,9 +70,9 @@ def store_login(token: str) -> None:
     path.write_text(token)
 
 
-@pytest.mark.parametrize("where", ["env", "stored login", "pattern"])
+@pytest.mark.parametrize("where", ["env", "stored login", "token-shaped env"])
 def test_echoed_token_is_redacted_from_the_cli_error(echo_hub, folder, monkeypatch, capsys, caplog, where) -> None:
-    token = {"env": ENV_TOKEN, "stored login": STORED_TOKEN, "pattern": WRITE_TOKEN}[where]
+    token = {"env": ENV_TOKEN, "stored login": STORED_TOKEN, "token-shaped env": WRITE_TOKEN}[where]
     if where == "stored login":
         store_login(token)
     else:
