@@ -119,7 +119,8 @@ def is_uploaded(path_in_repo: str) -> bool:
 
 
 def staging_leftovers(folder: str | os.PathLike) -> list[str]:
-    """Staging folders (``.NAME.partial``) under ``folder``: a publish into it did not complete.
+    """Staging folders (``.NAME.partial``) under ``folder``, outside its hidden work folders: a publish into
+    it did not complete.
 
     Example:
         >>> staging_leftovers("/no/such/folder")
@@ -127,7 +128,8 @@ def staging_leftovers(folder: str | os.PathLike) -> list[str]:
     """
     # TODO(publish helper): switch to the DatasetDir method that says whether the last publish completed.
     root = Path(folder)
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob(f".*{STAGING_SUFFIX}") if p.is_dir())
+    found = [p.relative_to(root) for p in root.rglob(f".*{STAGING_SUFFIX}") if p.is_dir()]
+    return sorted(rel.as_posix() for rel in found if rel.parent == Path(".") or is_uploaded(rel.parent.as_posix()))
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:

@@ -167,6 +167,9 @@ def test_push_refuses_an_incomplete_publish_and_never_uploads_hidden_files(hub_e
     assert hub_env.log == []  # refused before any request
 
     shutil.rmtree(staging)
+    work_staging = folder / ".diverseg" / "mine" / ".units.partial"  # inside the work files: not a publish's
+    work_staging.mkdir()
+    (work_staging / "x.parquet").write_bytes(b"work in progress")
     push_folder(folder, "tester/hidden")
     remote = set(hub_env.files("tester/hidden")) - {".gitattributes"}
     local = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
