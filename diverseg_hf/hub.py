@@ -9,9 +9,13 @@ files, ``.NAME.partial`` staging folders) are never uploaded, and a folder whose
 complete is refused. Files whose content is already on the Hub (same LFS sha256 or git blob id) are
 skipped, so a second push of an unchanged folder uploads nothing and makes no commit, and a push killed
 midway uploads only what is missing when re-run (LFS objects uploaded before the kill are not sent again).
-Transient failures (429, 5xx, network) are retried with exponential backoff; 401/403/404 become one-line
-``DiversegError`` messages. No token reaches any message or log line (:func:`diverseg_hf.errors.redact`),
-not even one a server echoes back.
+Transient failures (429, 5xx, network) are retried with exponential backoff, each retry logged as one
+warning line (huggingface_hub's own two-line retry messages are folded into the same format); 401/403/404
+become one-line ``DiversegError`` messages. No token reaches any message or log line
+(:func:`diverseg_hf.errors.redact`), not even one a server echoes back. A repo id without a namespace is the
+token owner's (as the Hub does when creating it). Gating (``gated``) is a setting of the whole repo, never of
+one config. The progress bar counts files (uploaded and already on the Hub) and honours
+``HF_HUB_DISABLE_PROGRESS_BARS``.
 
 The endpoint, token and transfer backend are huggingface_hub's own: ``HF_ENDPOINT``, ``HF_TOKEN`` or the login
 cache (``hf auth login``), and xet when ``hf_xet`` is installed.
@@ -36,14 +40,16 @@ from time import sleep
 from typing import Literal, TypeVar
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
-from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError, RevisionNotFoundError
-from huggingface_hub.utils import validate_repo_id
-from tqdm import tqdm
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.utils import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-from .errors import DiversegError, ParameterError, redact, redacted_logging
+from .errors import DiversegError, redact, redacted_logging
+from .hub_logging import one_line_retries
 from .hub_plan import (
     CARD,
     LocalFile,
+    check_repo_id,
     list_local_files,
     plan_commits,
     split_for_readers,
@@ -119,7 +125,8 @@ def push_folder(
     result = PushResult(repo_id, revision or "main")
     summary = message or f"Upload {Path(folder).name} with diverseg"
     try:
-        with redacted_logging("huggingface_hub"):
+        with redacted_logging("huggingface_hub"), one_line_retries(), logging_redirect_tqdm():
+            result.repo_id = repo_id = _retry(lambda: _qualified(api, repo_id))
             _retry(lambda: _ensure_repo(api, repo_id, private))
             if gated:
                 _retry(lambda: api.update_repo_settings(repo_id, repo_type="dataset", gated=gated))
@@ -149,26 +156,6 @@ def _failure(err: Exception, api: HfApi, repo_id: str, branch: str) -> str | Non
     if isinstance(err, _transport_errors()):
         return f"cannot reach the Hub at {api.endpoint}: {type(err).__name__}"
     return None
-
-
-def check_repo_id(repo_id: str, param: str = "repo_id") -> str:
-    """``repo_id`` if it is a valid Hub repo id (``name`` or ``namespace/name``), else a :class:`ParameterError`.
-
-    Example:
-        >>> check_repo_id("my-org/diverseg")
-        'my-org/diverseg'
-        >>> check_repo_id("my-org//diverseg")
-        Traceback (most recent call last):
-        ...
-        diverseg_hf.errors.ParameterError: repo_id must be NAME or NAMESPACE/NAME (letters, digits, '-', '_', \
-'.'; at most 96 characters), not 'my-org//diverseg'
-    """
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError:
-        raise ParameterError(param, "must be NAME or NAMESPACE/NAME (letters, digits, '-', '_', '.'; at most 96 "
-                                    f"characters), not {repo_id!r}") from None
-    return repo_id
 
 
 def _pushable_files(folder: str | os.PathLike) -> list[LocalFile]:
@@ -236,11 +223,31 @@ def _ensure_repo(api: HfApi, repo_id: str, private: bool) -> None:
 
 def _push_batches(api: HfApi, result: PushResult, batches: list[list[LocalFile]], summary: str,
                   stale: Callable[[list[str]], list[str]]) -> None:
-    """Commit the batches in order; the last one also deletes what ``stale`` lists."""
-    for i, batch in enumerate(tqdm(batches, desc=f"push {result.repo_id}", unit="commit"), 1):
-        title = f"{summary} (part {i}/{len(batches)})" if len(batches) > 1 else summary
-        last = stale if i == len(batches) else None
-        _retry(lambda b=batch, t=title, s=last: _push_batch(api, result, b, t, s))
+    """Commit the batches in order; the last one also deletes what ``stale`` lists. The bar counts files
+    (those already on the Hub included), not commits."""
+    with tqdm(total=len(result.skipped) + sum(map(len, batches)), desc=f"push {result.repo_id}", unit="file") as bar:
+        bar.update(len(result.skipped))
+        for i, batch in enumerate(batches, 1):
+            title = f"{summary} (part {i}/{len(batches)})" if len(batches) > 1 else summary
+            last = stale if i == len(batches) else None
+            _retry(lambda b=batch, t=title, s=last: _push_batch(api, result, b, t, s))
+            bar.set_postfix(uploaded=len(result.uploaded), on_hub=len(result.skipped), commits=len(result.commits),
+                            refresh=False)
+            bar.update(len(batch))
+
+
+def _qualified(api: HfApi, repo_id: str) -> str:
+    """``repo_id`` with the token owner's namespace when it has none (the Hub creates it there).
+
+    Example:
+        >>> _qualified(None, "my-org/diverseg")  # a namespace: no request
+        'my-org/diverseg'
+    """
+    if "/" in repo_id:
+        return repo_id
+    namespace = api.whoami()["name"]
+    logger.info("repo id %r has no namespace: using %s/%s", repo_id, namespace, repo_id)
+    return f"{namespace}/{repo_id}"
 
 
 def _push_batch(api: HfApi, result: PushResult, batch: list[LocalFile], title: str,

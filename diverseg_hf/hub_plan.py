@@ -33,8 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
-from .errors import DiversegError
+from .errors import DiversegError, ParameterError
 
 #: The dataset card; files the Hub manages itself and that ``prune`` keeps.
 CARD = "README.md"
@@ -106,6 +108,26 @@ def plan_commits(files: list[LocalFile], max_files: int, max_bytes: int) -> list
     if current:
         batches.append(current)
     return batches
+
+
+def check_repo_id(repo_id: str, param: str = "repo_id") -> str:
+    """``repo_id`` if it is a valid Hub repo id (``name`` or ``namespace/name``), else a :class:`ParameterError`.
+
+    Example:
+        >>> check_repo_id("my-org/diverseg")
+        'my-org/diverseg'
+        >>> check_repo_id("my-org//diverseg")
+        Traceback (most recent call last):
+        ...
+        diverseg_hf.errors.ParameterError: repo_id must be NAME or NAMESPACE/NAME (letters, digits, '-', '_', \
+'.'; at most 96 characters), not 'my-org//diverseg'
+    """
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise ParameterError(param, "must be NAME or NAMESPACE/NAME (letters, digits, '-', '_', '.'; at most 96 "
+                                    f"characters), not {repo_id!r}") from None
+    return repo_id
 
 
 def is_uploaded(path_in_repo: str) -> bool:

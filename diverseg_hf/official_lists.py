@@ -140,6 +140,10 @@ def match_list(entries: list[str], src: Source, progress: bool) -> tuple[list[Li
         if mapping:
             units.append(ListUnit(f"list-{unit.id}", len(mapping), inner=unit, mapping=tuple(mapping)))
             unit_rows.append(rows)
+    missing = len(entries) - len(found)
+    if missing:  # the bar ends at 100%: the misses are counted, not left unfinished
+        bar.set_postfix(missing=missing)
+        bar.update(missing)
     bar.close()
     report = {"listed": len(entries), "found": len(found),
               "missing": [e for e in entries if e not in found], "duplicates": duplicates}

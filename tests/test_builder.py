@@ -263,3 +263,16 @@ def test_curated_build_applies_the_paper_theta_and_sam_settings(tmp_path: Path) 
     paper = {k: v for k, v in sam_preset.items() if k not in ("model", "points_per_side")}
     assert {k: sam["settings"][k] for k in paper} == paper
     assert [s["name"] for s in selection["scorers"]] == ["blockiness", "sam"]
+
+
+def test_match_list_progress_ends_at_100_percent_with_the_misses_counted(tmp_path: Path, capsys) -> None:
+    from diverseg_hf.official_lists import match_list
+    from diverseg_hf.sources import open_source
+
+    root, list_path, _, absent = imagenet_case(tmp_path)
+    entries = read_list(list_path)
+    _, _, report = match_list(entries, open_source(str(root)), progress=True)
+    err = capsys.readouterr().err.replace("\r", "\n")
+    last = [line for line in err.splitlines() if "match list" in line][-1]
+    assert report["missing"] == absent and "100%" in last and f"missing={len(absent)}" in last
+    assert f"{len(entries)}/{len(entries)}" in last

@@ -21,15 +21,27 @@ from ..version import __version__
 COMMANDS = ["blockiness", "quality", "calibrate", "score", "select", "publish", "curate", "build", "push"]
 
 
+#: ``diverseg --help`` ends with this: the main job on the built-in sample corpus.
+START_HERE = """start here:
+  diverseg sample demo        # 12 rendered pristine PNGs + JPEG copies of 4 of them (q95, q75, q50)
+  diverseg curate demo --out mysubset --name mine --scorers blockiness --max-blockiness 10 \\
+      --format parquet,webdataset
+  # keeps the PNGs, drops the JPEGs; then datasets.load_dataset("mysubset", "mine").
+  # Your own images: replace 'demo' with a folder, Parquet/tar shards or a Hub dataset id.
+  # Every command has --help with examples."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="diverseg",
         description="Build DiverSeg-style super-resolution training sets: score, select, publish.",
+        epilog=START_HERE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"diverseg-hf {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in ("sample", *COMMANDS):  # sample first: it makes the corpus the start-here example runs on
         importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 

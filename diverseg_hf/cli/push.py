@@ -17,6 +17,7 @@ EPILOG = """examples:
   diverseg push diverseg/ my-org/diverseg --private --gated manual
   diverseg push mysubset/ me/mysubset --revision dev --message "Add subset" --prune
   # token: HF_TOKEN or `hf auth login`; endpoint: HF_ENDPOINT. Re-running uploads only what changed.
+  # A REPO_ID without a namespace is the token owner's. HF_HUB_DISABLE_PROGRESS_BARS=1 hides the bar.
   # then: datasets.load_dataset("my-org/diverseg", "I")"""
 
 
@@ -31,7 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--private", action="store_true", help="create the repo private (if it does not exist)")
     parser.add_argument("--revision", metavar="BRANCH", help="existing branch to push to (default main)")
     parser.add_argument("--message", help="commit message")
-    parser.add_argument("--gated", choices=["auto", "manual"], help="gate access to the repo")
+    parser.add_argument("--gated", choices=["auto", "manual"],
+                        help="gate access to the repo: users must accept its terms, approved automatically (auto) "
+                             "or by you (manual). Gating is a property of the whole repo, not of a config: "
+                             "every config in it is gated; put configs under other terms in another repo")
     parser.add_argument("--prune", action="store_true",
                         help="delete files on the Hub branch that the folder does not have (.gitattributes kept; "
                              "shards a config of the card reads are always replaced, never left beside new ones)")

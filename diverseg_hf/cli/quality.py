@@ -11,7 +11,7 @@ from ..quality import DEFAULT_THRESHOLD, METHODS, estimate_quality, target_value
 
 EPILOG = f"""examples:
   diverseg blockiness imagenet/train -o imagenet.tsv --workers 8
-  diverseg quality imagenet.tsv                      # paper's DF2K basis (downloaded once)
+  diverseg quality imagenet.tsv                      # the paper's DF2K basis (shipped, offline)
   diverseg quality photos/ --workers 4 --json        # score a folder on the fly
   diverseg quality imagenet.tsv --basis my_basis/ --plot imagenet_quality.png
   diverseg quality imagenet.tsv --method mixture     # share of images per basis quality
