@@ -226,14 +226,19 @@ def _push_batches(api: HfApi, result: PushResult, batches: list[list[LocalFile]]
     """Commit the batches in order; the last one also deletes what ``stale`` lists. The bar counts files
     (those already on the Hub included), not commits."""
     with tqdm(total=len(result.skipped) + sum(map(len, batches)), desc=f"push {result.repo_id}", unit="file") as bar:
-        bar.update(len(result.skipped))
+        _count(bar, result, len(result.skipped))
         for i, batch in enumerate(batches, 1):
             title = f"{summary} (part {i}/{len(batches)})" if len(batches) > 1 else summary
             last = stale if i == len(batches) else None
             _retry(lambda b=batch, t=title, s=last: _push_batch(api, result, b, t, s))
-            bar.set_postfix(uploaded=len(result.uploaded), on_hub=len(result.skipped), commits=len(result.commits),
-                            refresh=False)
-            bar.update(len(batch))
+            _count(bar, result, len(batch))
+
+
+def _count(bar: tqdm, result: PushResult, files: int) -> None:
+    """Advance the push bar by ``files`` files and show what was done so far."""
+    bar.set_postfix(uploaded=len(result.uploaded), on_hub=len(result.skipped), commits=len(result.commits),
+                    refresh=False)
+    bar.update(files)
 
 
 def _qualified(api: HfApi, repo_id: str) -> str:
