@@ -14,7 +14,7 @@ import importlib
 import logging
 import sys
 
-from ..errors import DiversegError, ParameterError
+from ..errors import DiversegError, ParameterError, redact
 from ..version import __version__
 
 #: Subcommand modules, in the order ``diverseg --help`` lists them.
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except DiversegError as exc:
-        print(f"diverseg {args.command}: error: {as_flags(exc)}", file=sys.stderr)
+        print(f"diverseg {args.command}: error: {redact(as_flags(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"diverseg {args.command}: interrupted", file=sys.stderr)
