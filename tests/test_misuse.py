@@ -53,7 +53,6 @@ def src(tmp_path) -> Path:
         (["--theta", "sam_masks=inf"], "--theta sam_masks=inf is not a finite number"),
         (["--min-quality", "inf"], "--min-quality must be a finite number"),
         (["--keep", "nan", "--by", "sam_masks"], "--keep must be in (0, 1]"),
-        (["--push-to-hub", "a/b/c"], "--push-to-hub 'a/b/c' is not a valid repo id"),
         (["--scorers", "nope"], "unknown scorer 'nope'"),
     ],
 )
