@@ -4,12 +4,15 @@ that accept them, on the local engine's every path and from the CLI, and are rec
 from __future__ import annotations
 
 import json
+import multiprocessing
+import types
 from typing import ClassVar
 
 import pytest
 from pipeline_helpers import OptionsProbe, good_images, write_files
 
 from diverseg_hf.cli import main
+from diverseg_hf.engines import local
 from diverseg_hf.errors import DiversegError, ParameterError
 from diverseg_hf.score import score
 from diverseg_hf.scoring import _REGISTRY
@@ -64,11 +67,17 @@ def test_specs_refuse_a_tuning_option_nobody_takes(registry):
         scorer_specs(["plain"], common={"bogus": 1})
 
 
-@pytest.mark.parametrize("workers", [1, 2])  # 2: the decode pool (spawned processes) feeds the GPU stage
-def test_options_reach_the_scorer_and_are_recorded(tmp_path, registry, workers):
+# the local engine's three GPU paths: in this process; the decode pool (spawned processes) feeding this
+# process; one process per GPU (forked here, so that they see the test registry; the probe ignores its device)
+@pytest.mark.parametrize("paths", [{"workers": 1}, {"workers": 2}, {"gpus": [0, 1]}], ids=["here", "pool", "gpus"])
+def test_options_reach_the_scorer_and_are_recorded(tmp_path, registry, paths, monkeypatch):
+    if "gpus" in paths:
+        fork = multiprocessing.get_context("fork")
+        monkeypatch.setattr(local, "mp", types.SimpleNamespace(get_context=lambda method: fork,
+                                                               get_all_start_methods=lambda: ["fork"]))
     write_files(tmp_path / "src", good_images(7))
     score(str(tmp_path / "src"), tmp_path / "scores", ["blockiness", "optprobe"], device="cpu", dtype="bfloat16",
-          workers=workers, unit_size=4, progress=False, **GIVEN)
+          unit_size=4, progress=False, **paths, **GIVEN)
     rows = ScoreTable.open(tmp_path / "scores").read().to_pylist()
     assert len(rows) == 7
     for row in rows:
