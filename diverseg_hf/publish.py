@@ -37,6 +37,7 @@ from tqdm import tqdm
 from .card_entry import config_entry, config_figures, published_features
 from .cards import license_for, render_card
 from .errors import DiversegError, ParameterError, check_at_least
+from .files import check_output_dir
 from .shard_copy import CopyContext, CopyTask, ShardJob, image_extension, plan_tasks, run_tasks, tar_image_extension
 from .sources import Source, Unit, reopen_source
 from .storage import DatasetDir, ParquetShardWriter, ScoreTable, load_selection, read_parquet_table
@@ -127,14 +128,24 @@ class PublishResult:
     files: list[Path] = field(default_factory=list)
 
 
-def _check_arguments(name: str, formats: Sequence[str], workers: int) -> list[str]:
+def check_publish_arguments(name: str, formats: Sequence[str], shard_size: str | int,
+                            out: str | os.PathLike, workers: int = 1) -> tuple[list[str], int]:
+    """Check what :func:`publish` is given before any work; returns (formats, shard size in bytes).
+
+    Example:
+        >>> check_publish_arguments("my-subset", ["parquet"], "500MB", "/tmp/ds")
+        Traceback (most recent call last):
+        ...
+        diverseg_hf.errors.DiversegError: config name 'my-subset' must be letters, digits or _ (and not 'scores')
+    """
     formats = list(dict.fromkeys(formats))
     if not formats or any(f not in FORMATS for f in formats):
         raise ParameterError("formats", f"must be a comma-separated subset of {', '.join(FORMATS)}")
     if not _NAME.match(name) or name == "scores":
         raise DiversegError(f"config name {name!r} must be letters, digits or _ (and not 'scores')")
     check_at_least("workers", workers)
-    return formats
+    check_output_dir("out", out)
+    return formats, parse_size(shard_size)
 
 
 def _selection_source(source: str | Source | None, info: dict[str, Any]) -> Source:
@@ -231,8 +242,7 @@ def publish(
         ...
         diverseg_hf.errors.DiversegError: /no/sel is not a complete selection (no selection.json); run diverseg select
     """
-    formats = _check_arguments(name, formats, workers)
-    limit = parse_size(shard_size)
+    formats, limit = check_publish_arguments(name, formats, shard_size, out, workers)
     table, info = load_selection(selection)
     if table.num_rows == 0:
         raise DiversegError("the selection is empty: nothing to publish")

@@ -29,6 +29,7 @@ from typing import Any
 from .engines.local import run_local
 from .engines.ray import DEFAULT_MAX_RETRIES, DEFAULT_ROWS_PER_BLOCK, DEFAULT_TIMEOUT_S, ray_engine
 from .errors import DiversegError, check_at_least
+from .files import check_output_dir
 from .scoring.specs import build_scorers, scorer_specs
 from .sources import DEFAULT_UNIT_SIZE, Source, open_source
 from .storage import ScoreTable, table_schema
@@ -64,6 +65,9 @@ def score(
     dtype: str | None = None,
     gpus: Sequence[int] | None = None,
     batch_size: int | None = None,
+    points_per_batch: int | None = None,
+    image_batch_size: int | None = None,
+    compile: bool = False,
     workers: int = 1,
     resume: bool = True,
     overwrite: bool = False,
@@ -76,8 +80,10 @@ def score(
 ) -> ScoreSummary:
     """Score every record of ``source`` into a score table at ``out`` (resumable).
 
-    ``scorer_options`` maps a scorer name to constructor options (e.g. ``{"sam": {"model": ...}}``);
-    ``device``, ``dtype`` and ``batch_size`` are passed to scorers whose ``__init__`` accepts them.
+    ``scorer_options`` maps a scorer name to constructor options (e.g. ``{"sam": {"model": ...}}``).
+    The engine options ``device``, ``dtype``, ``batch_size`` (images per scorer call), ``points_per_batch``,
+    ``image_batch_size`` and ``compile`` (torch.compile) go to each scorer that accepts them
+    (:data:`diverseg_hf.scoring.base.ENGINE_OPTIONS`) and are recorded with its options in the table.
     CPU scorers run over ``workers`` processes; GPU scorers in this process on ``device``, or one
     process per GPU with ``gpus=[0, 1]``. ``engine`` replaces the local engine: a callable with the
     call shape of :func:`diverseg_hf.engines.local.run_local` (e.g. ``engines.ray.ray_engine(...)``).
@@ -91,10 +97,18 @@ def score(
     check_at_least("workers", workers)
     if limit is not None:
         check_at_least("limit", limit)
-    specs = scorer_specs(list(scorers), scorer_options, {"device": device, "dtype": dtype,
-                                                          "batch_size": batch_size})
+    check_output_dir("out", out)
+    engine_options = {"device": device, "dtype": dtype, "batch_size": batch_size,
+                      "points_per_batch": points_per_batch, "image_batch_size": image_batch_size,
+                      "compile": compile or None}
+    for name in ("batch_size", "points_per_batch", "image_batch_size"):
+        if engine_options[name] is not None:
+            check_at_least(name, engine_options[name])
+    specs = scorer_specs(list(scorers), scorer_options, engine_options)
     src = source if isinstance(source, Source) else open_source(
         source, unit_size=unit_size, config=hub_config, split=split)
+    if resume and not overwrite:
+        _check_same_commit(src, out)
     units = src.units(limit)
     if not units:
         raise DiversegError(f"source {src.spec} has no records")
@@ -129,6 +143,18 @@ def score(
     summary = ScoreSummary(out=Path(out), units_done_before=before, **totals)
     logger.info("score: %s", summary)
     return summary
+
+
+def _check_same_commit(src: Source, out: str | os.PathLike) -> None:
+    """Refuse to resume a table of a Hub source that has moved on since (saying how to finish it)."""
+    try:
+        recorded = ScoreTable.open(out).header.get("source", {})
+    except DiversegError:
+        return  # no table yet
+    old, new = recorded.get("revision"), src.options.get("revision")
+    if src.kind == "hub" == recorded.get("kind") and recorded.get("spec") == src.spec and old and new and old != new:
+        raise DiversegError(f"{src.spec} moved from commit {old} to {new} since {out} was started; pass "
+                            f"--revision {old} to finish on the recorded commit, or --overwrite to start afresh")
 
 
 def score_with_ray(
