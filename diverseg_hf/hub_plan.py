@@ -37,6 +37,7 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from .errors import DiversegError, ParameterError
+from .storage import DatasetDir
 
 #: The dataset card; files the Hub manages itself and that ``prune`` keeps.
 CARD = "README.md"
@@ -141,17 +142,20 @@ def is_uploaded(path_in_repo: str) -> bool:
 
 
 def staging_leftovers(folder: str | os.PathLike) -> list[str]:
-    """Staging folders (``.NAME.partial``) under ``folder``, outside its hidden work folders: a publish into
-    it did not complete.
+    """What a publish into ``folder`` that did not complete left: the marker of each config whose last publish
+    did not complete (:meth:`~diverseg_hf.storage.DatasetDir.incomplete_publish`), and staging folders
+    (``.NAME.partial``) of earlier versions outside the hidden work folders.
 
     Example:
         >>> staging_leftovers("/no/such/folder")
         []
     """
-    # TODO(publish helper): switch to the DatasetDir method that says whether the last publish completed.
     root = Path(folder)
+    dataset = DatasetDir(root)
+    markers = [dataset.pending_path(name).relative_to(root).as_posix() for name in dataset.incomplete_publish()]
     found = [p.relative_to(root) for p in root.rglob(f".*{STAGING_SUFFIX}") if p.is_dir()]
-    return sorted(rel.as_posix() for rel in found if rel.parent == Path(".") or is_uploaded(rel.parent.as_posix()))
+    return markers + sorted(rel.as_posix() for rel in found
+                            if rel.parent == Path(".") or is_uploaded(rel.parent.as_posix()))
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -240,9 +244,11 @@ def split_for_readers(todo: Iterable[str], remote: set[str], live_card: str | No
 
 
 def stale_paths(remote: Iterable[str], local: set[str], new_card: str | None, prune: bool) -> list[str]:
-    """Remote paths to delete in the final commit: those a config of ``new_card`` names in its ``data_files``
-    that the folder does not have (always), and with ``prune`` every other one the folder lacks
-    (``.gitattributes`` kept). A card without ``configs`` deletes nothing by itself.
+    """Remote paths to delete in the final commit: those the folder does not have that a config of ``new_card``
+    names in its ``data_files`` or that lie in a subfolder the folder has files in (a re-published config's
+    old generation: ``wds/NAME/`` is named by no YAML pattern where the card declares Parquet) (always),
+    and with ``prune`` every other one the folder lacks (``.gitattributes`` kept). A card without
+    ``configs`` deletes nothing by itself.
 
     Example:
         >>> card = "---\\nconfigs:\\n- config_name: I\\n  data_files: data/I/*.parquet\\n---\\n"
@@ -250,5 +256,6 @@ def stale_paths(remote: Iterable[str], local: set[str], new_card: str | None, pr
         ['data/I/old.parquet']
     """
     patterns = [p for p in card_patterns(new_card) or () if p is not EVERY_FILE]
+    local_dirs = {posixpath.dirname(p) for p in local} - {""}
     return sorted(p for p in remote if p not in local and p not in KEEP_ON_PRUNE
-                  and (prune or _matches(p, patterns)))
+                  and (prune or _matches(p, patterns) or posixpath.dirname(p) in local_dirs))

@@ -203,7 +203,9 @@ def test_final_commit_carries_every_change_readers_see(hub_env, versions) -> Non
     final = update[-1]
     assert "README.md" in final and {p for p in final if p.startswith("data/mine/")} == {
         f"data/mine/{p.name}" for p in (v2 / "data" / "mine").iterdir()}
-    assert removed[-1] == {"data/mine/train-00000-of-00001.parquet"} and not any(removed[:-1])
+    gone = {p.relative_to(v1).as_posix() for p in v1.rglob("*") if p.is_file() and ".diverseg" not in p.parts
+            and not (v2 / p.relative_to(v1)).exists()}  # mine's old generation: its shards and scores
+    assert gone and removed[-1] == gone and not any(removed[:-1])
 
 
 CARD_FORMS = """---

@@ -25,7 +25,9 @@ import pytest
 from huggingface_hub import DatasetCard
 from pipeline_helpers import good_images, write_files
 
+from diverseg_hf.errors import DiversegError
 from diverseg_hf.files import TEMP_GLOB
+from diverseg_hf.hub import push_folder
 from diverseg_hf.publish import publish
 from diverseg_hf.score import score
 from diverseg_hf.select import select
@@ -151,6 +153,8 @@ def test_killed_publish_resumes_keeping_finished_shards(case, tmp_path):
     publish(root / "new", reference, "mine", **OPTIONS)
     folder = copy_folder(root / "base", tmp_path / "killed" / "ds")
     assert killed_publish(4, root / "new", folder, **OPTIONS)  # the marker, then 3 shard files
+    with pytest.raises(DiversegError, match=r"did not complete \(\.diverseg/publish-pending/mine\.json is left"):
+        push_folder(folder, "tester/never-reached")  # refused before any request
     gen = DatasetDir(reference).generation("mine")
     finished = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for d in DatasetDir(folder).config_dirs("mine")
                 for p in d.glob(f"train-*-{gen}.*")}
