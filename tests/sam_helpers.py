@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 TINY_SAM = Path(__file__).resolve().parent / "fixtures" / "tiny_sam"
+TINY_SAM_DEFAULTS = TINY_SAM.parent / "tiny_sam_defaults"  # passes the generator's default thresholds
 
 
 def shape_images(n: int, seed: int, low: int = 40, high: int = 300) -> list[np.ndarray]:
@@ -55,6 +56,30 @@ def loop_batched_nms(boxes, scores, classes, iou_threshold):
 
     return torch.tensor(torchvision_nms_loop(boxes.cpu(), scores.cpu(), iou_threshold, classes.cpu()),
                         dtype=torch.long)
+
+
+def decoder_flips(model, sa_model, rgb: np.ndarray, side: int, threshold: float) -> tuple[int, float]:
+    """(masks with any flipped pixel, max |logit difference|) between the two decoders on identical inputs."""
+    import torch
+
+    from diverseg_hf.scoring.amg_reference import image_points, prepare_pixels, resized_shape, upscale_logits
+
+    h, w = rgb.shape[:2]
+    long_side = int(model.config.vision_config.image_size)
+    resized = resized_shape(h, w, long_side)
+    with torch.no_grad():
+        embedding = sa_model.image_encoder(prepare_pixels(rgb, long_side)[None])
+        points = torch.as_tensor(image_points(h, w, side, long_side), dtype=torch.float32)
+        tf = model(image_embeddings=embedding, input_points=points[None, :, None, :], multimask_output=True)
+        sparse, dense = sa_model.prompt_encoder(points=(points[:, None], torch.ones(len(points), 1, dtype=torch.int)),
+                                                boxes=None, masks=None)
+        sa_low, _ = sa_model.mask_decoder(image_embeddings=embedding, image_pe=sa_model.prompt_encoder.get_dense_pe(),
+                                          sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                          multimask_output=True)
+    ours = upscale_logits(tf.pred_masks[0].flatten(0, 1), long_side, resized, (h, w))
+    theirs = upscale_logits(sa_low.flatten(0, 1), long_side, resized, (h, w))
+    flipped = ((ours > threshold) != (theirs > threshold)).flatten(1).any(1)
+    return int(flipped.sum()), float((ours - theirs).abs().max())
 
 
 def import_segment_anything():
