@@ -1,6 +1,6 @@
 """Blockiness speed: ns per pixel for decode, decode + score, and the score kernels, on one core.
 
-Run:  python benchmarks/blockiness.py [--images ../shared/data/images] [--generated 20] [--repeat 5]
+Run:  python benchmarks/blockiness.py [--images SET5_SET14_DIR] [--generated 20] [--repeat 5]
 
 Prints a Markdown table. "ratio" is (decode + score) / (decode only), the cost of scoring relative to
 just reading the images. Baselines: a plain vectorised NumPy float64 version (einsum DCT) and the torch
@@ -24,8 +24,6 @@ from PIL import Image
 
 from diverseg_hf.blockiness import DCT8, block_counts, blockiness_of_gray
 from diverseg_hf.images import decode_gray, decode_rgb, find_image_files, rgb_to_gray
-
-DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
 
 
 def numpy_baseline(gray: np.ndarray) -> float:
@@ -122,13 +120,13 @@ def cuda_throughput(blobs: list[bytes]) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser.add_argument("--images", type=Path, help="a folder of Set5/Set14 PNGs and their JPEG variants")
     parser.add_argument("--generated", type=int, default=20, help="generated 500x375 images per format")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     corpora = []
-    if args.images.exists():
+    if args.images:
         files = find_image_files([args.images])
         for suffix, label in ((".png", "Set5/Set14 PNG"), (".jpg", "Set5/Set14 JPEG variants")):
             corpora.append((label, [p.read_bytes() for p in files if p.suffix == suffix]))

@@ -1,5 +1,5 @@
 """Benchmark: `build --from-list` (match a list against an ImageNet-like tree, decode-check, publish) and
-reading the result with the ``DiverSeg`` builder vs ``load_dataset``.
+reading the result with the ``DiverSegBuilder`` class vs ``load_dataset``.
 
 Run: python benchmarks/build_from_list.py [--images 1500] [--listed 1000] [--height 375] [--width 500]
 Writes ``train/<synset>/<synset>_<n>.JPEG`` (q90 textures, ImageNet's typical 500x375), lists
@@ -35,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     import datasets
 
-    from diverseg_hf.builder import DiverSeg
+    from diverseg_hf.datasets_builder import DiverSegBuilder
 
     datasets.disable_progress_bars()
     rng = np.random.default_rng(0)
@@ -69,7 +69,7 @@ def main() -> None:
         ds = datasets.load_dataset(str(root / "diverseg"), "I", split="train", cache_dir=str(root / "c1"))
         print(f"load_dataset(folder, 'I'): {len(ds)} rows in {time.perf_counter() - start:.2f} s")
         start = time.perf_counter()
-        builder = DiverSeg(config_name="I", data_dir=str(root / "diverseg"), cache_dir=str(root / "c2"))
+        builder = DiverSegBuilder(config_name="I", data_dir=str(root / "diverseg"), cache_dir=str(root / "c2"))
         builder.download_and_prepare()
         ds = builder.as_dataset(split="train")
         print(f"DiverSeg builder download_and_prepare + as_dataset: {len(ds)} rows in "

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the blockiness bench
 from blockiness import generated_corpus
 
 from diverseg_hf.errors import require
-from diverseg_hf.score import ScoreTable, score
+from diverseg_hf.score import score
+from diverseg_hf.storage import ScoreTable
 
 
 def timed(fn) -> float:
@@ -41,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     ray = require("ray", "ray")
-    from diverseg_hf.engines.ray import score_with_ray
+    from diverseg_hf.score import score_with_ray
 
     work = Path(tempfile.mkdtemp(prefix="bench-ray"))
     try:

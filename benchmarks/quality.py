@@ -1,6 +1,6 @@
 """Quality-estimate and calibration speed, on one core.
 
-Run:  python benchmarks/quality.py [--basis ../shared/data/df2k_basis] [--sizes 3450,30000,300000,1281167]
+Run:  python benchmarks/quality.py [--basis DIR|FILE] [--sizes 3450,30000,300000,1281167]
 
 Prints a Markdown table: seconds per :func:`estimate_quality` call for targets of several sizes
 (resampled from the basis q95 set, jittered), next to the straightforward scipy ``gaussian_kde``
@@ -31,8 +31,6 @@ from diverseg_hf.quality import EPSILON, GRID_POINTS, weighted_quality
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from image_zoo import textured
 
-DEFAULT_BASIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "df2k_basis"
-
 
 def scipy_estimate(values: np.ndarray, basis: dict[int, np.ndarray]) -> float:
     """The released estimator with scipy's evaluation, for comparison only."""
@@ -53,7 +51,7 @@ def timed(fn, *args) -> tuple[float, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--basis", default=str(DEFAULT_BASIS))
+    parser.add_argument("--basis", help="basis folder or file (default: the packaged DF2K basis)")
     parser.add_argument("--sizes", default="3450,30000,300000,1281167")
     parser.add_argument("--scipy-max", type=int, default=30000, help="largest size also timed with scipy")
     parser.add_argument("--images", type=int, default=12, help="generated images per calibration size")

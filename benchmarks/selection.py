@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from diverseg_hf.score import BASE_SCHEMA, ScoreTable
 from diverseg_hf.select import select
+from diverseg_hf.storage import BASE_SCHEMA, ScoreTable
 
 
 def make_table(out: Path, rows: int, units: int, seed: int = 0) -> None:

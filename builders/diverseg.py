@@ -1,12 +1,13 @@
-"""The DiverSeg builder as a file: a re-export of :class:`diverseg_hf.builder.DiverSeg` (needs diverseg-hf).
+"""The DiverSeg ``datasets`` builder as a file: a re-export of
+:class:`diverseg_hf.datasets_builder.DiverSegBuilder` (needs diverseg-hf).
 
 datasets >= 4 loads no scripts; instantiate the class:
 
-    >>> from diverseg import DiverSeg  # with builders/ on sys.path            # doctest: +SKIP
-    >>> builder = DiverSeg(config_name="I", data_dir="diverseg")               # doctest: +SKIP
-    >>> builder.download_and_prepare(); ds = builder.as_dataset(split="train") # doctest: +SKIP
+    >>> from diverseg import DiverSegBuilder  # with builders/ on sys.path            # doctest: +SKIP
+    >>> builder = DiverSegBuilder(config_name="I", data_dir="diverseg")               # doctest: +SKIP
+    >>> builder.download_and_prepare(); ds = builder.as_dataset(split="train")        # doctest: +SKIP
 """
 
-from diverseg_hf.builder import DiverSeg, DiverSegConfig
+from diverseg_hf.datasets_builder import DiverSegBuilder, DiverSegBuilderConfig
 
-__all__ = ["DiverSeg", "DiverSegConfig"]
+__all__ = ["DiverSegBuilder", "DiverSegBuilderConfig"]

@@ -8,13 +8,12 @@ Example:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from .basis import load_basis
 from .blockiness import BlockinessResult, blockiness, blockiness_batch, iter_blockiness, score_image
 from .calibrate import calibrate
 from .errors import DiversegError, ImageError, MissingExtraError
 from .quality import QualityEstimate, estimate_quality
+from .version import __version__
 
 __all__ = [
     "BlockinessResult",

@@ -6,8 +6,12 @@ reference corpus encoded at that quality. Sources, in :func:`load_basis` order o
 - an explicit ``spec``: a folder of TSV files in the released ``path<TAB>value`` format (``DF2K.txt``
   is q100, ``DF2K_q95.txt`` is q95, ...), or a ``.parquet`` / ``.json`` file written by :func:`save_basis`;
 - the ``DIVERSEG_BASIS`` environment variable, with the same meaning;
-- the paper's DF2K basis, downloaded once from its public repository at a pinned commit into the user
-  cache and verified against sha256 checksums.
+- the paper's DF2K basis, shipped in the package (``data/df2k_basis.parquet``, the released values
+  exactly; source, commit, licence and the originals' sha256 in ``data/df2k_basis.json``), so the
+  default works offline.
+
+:func:`fetch_default_basis` still downloads the released files themselves, at the pinned commit and
+checked by sha256, into the user cache (``tools/make_df2k_basis.py`` turns them into the packaged file).
 
 Example:
     >>> import tempfile, numpy as np
@@ -53,6 +57,8 @@ DF2K_SHA256 = {
     "DF2K_q75.txt": "8c9c2fa5efb80adadf4aa071f4b94b7fcb2411e7d7b418d7067a802386128820",
     "DF2K_q50.txt": "0601d5963a633c245da3881de73217b405896359b3adbdcfdda1516d28c02f6f",
 }
+#: The packaged DF2K basis (written by tools/make_df2k_basis.py from the released files).
+DF2K_PACKAGED = Path(__file__).resolve().parent / "data" / "df2k_basis.parquet"
 # Where the default basis files are fetched from; tests point it at a local server.
 _BASE_URL = (
     f"https://raw.githubusercontent.com/gohtanii/DiverSeg-dataset/{DF2K_COMMIT}/blockiness/blockiness_per_dataset"
@@ -180,16 +186,16 @@ def load_basis(spec: str | os.PathLike | None = None) -> Basis:
     """Load a basis: quality -> float64 blockiness values, highest quality first.
 
     ``spec`` is a folder of released-format TSV files or a ``.parquet``/``.json`` file from
-    :func:`save_basis`. Without it, ``$DIVERSEG_BASIS`` is used, else the paper's DF2K basis (fetched
-    once into the user cache). Non-finite values are dropped with a logged warning.
+    :func:`save_basis`. Without it, ``$DIVERSEG_BASIS`` is used, else the paper's DF2K basis shipped
+    in the package. Non-finite values are dropped with a logged warning.
 
     Example:
-        >>> basis = load_basis("../shared/data/df2k_basis")  # doctest: +SKIP
-        >>> {q: len(v) for q, v in basis.items()}  # doctest: +SKIP
+        >>> basis = load_basis(DF2K_PACKAGED)  # what load_basis() gives when $DIVERSEG_BASIS is unset
+        >>> {q: len(v) for q, v in basis.items()}
         {100: 3450, 95: 3450, 85: 3450, 75: 3450, 50: 3450}
     """
     if spec is None:
-        spec = os.environ.get(BASIS_ENV) or fetch_default_basis()
+        spec = os.environ.get(BASIS_ENV) or DF2K_PACKAGED
     path = Path(spec)
     if path.is_dir():
         return _load_folder(path)
@@ -252,10 +258,11 @@ def _sha256(path: Path) -> str:
 
 
 def fetch_default_basis() -> Path:
-    """Folder of the paper's DF2K basis in the user cache, downloading and verifying it if needed.
+    """Folder of the paper's released DF2K basis files in the user cache, downloading them if needed.
 
-    Files already cached with the right sha256 are not fetched again. Without network access this
-    raises :class:`DiversegError` telling how to pass a basis with ``--basis`` or ``$DIVERSEG_BASIS``.
+    The default basis is the packaged copy (:data:`DF2K_PACKAGED`); this fetches the released text files
+    themselves (to check the packaged copy or regenerate it). Files already cached with the right
+    sha256 are not fetched again. Without network access this raises :class:`DiversegError`.
     """
     folder = cache_dir() / "basis" / f"df2k-{DF2K_COMMIT}"
     for name, digest in DF2K_SHA256.items():
@@ -269,8 +276,8 @@ def fetch_default_basis() -> Path:
                 data = response.read()
         except (urllib.error.URLError, OSError) as exc:
             raise DiversegError(
-                f"cannot download the default DF2K basis ({url}: {exc}); pass a basis folder or file "
-                f"with --basis or the {BASIS_ENV} environment variable"
+                f"cannot download the released DF2K basis files ({url}: {exc}); the packaged copy "
+                "(the default basis) needs no network"
             ) from None
         got = hashlib.sha256(data).hexdigest()
         if got != digest:

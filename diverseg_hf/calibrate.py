@@ -34,12 +34,12 @@ import numpy as np
 from PIL import Image, features
 from tqdm import tqdm
 
-from . import __version__
 from .basis import Basis
 from .blockiness import BlockinessResult, score_image
-from .errors import DiversegError, ImageError
+from .errors import DiversegError, ImageError, check_at_least
 from .files import write_bytes_atomic
 from .images import decode_rgb, find_image_files, read_bytes
+from .version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +132,7 @@ def calibrate(
     qualities = tuple(sorted({int(q) for q in qualities}, reverse=True))
     if not qualities or not all(1 <= q <= 100 for q in qualities):
         raise DiversegError(f"qualities must be integers in 1..100, got {qualities or 'none'}")
-    if workers < 1:
-        raise DiversegError("workers must be at least 1")
+    check_at_least("workers", workers)
     reference = Path(reference)
     try:
         files = find_image_files([reference])

@@ -18,7 +18,9 @@ import importlib.resources
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .files import write_bytes_atomic
+from .storage import DatasetDir
+from .version import __version__
 
 TEMPLATE = "dataset_card.md.j2"
 
@@ -126,7 +128,7 @@ def card_yaml(configs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def render_card(dataset_dir: str | Path, configs: list[dict[str, Any]], repo: str | None = None) -> Path:
-    """Write ``dataset_dir/README.md`` for the registered ``configs`` (as publish records them).
+    """Write the card of the dataset folder ``dataset_dir`` for the registered ``configs`` (as publish records them).
 
     ``repo`` is the name shown in loading examples (default: the folder path).
     """
@@ -148,8 +150,6 @@ def render_card(dataset_dir: str | Path, configs: list[dict[str, Any]], repo: st
         files_prefix=f"hf://datasets/{repo}/" if repo else f"{dataset_dir}/",
         package_version=__version__,
     )
-    path = dataset_dir / "README.md"
-    tmp = path.with_name(".README.md.tmp")
-    tmp.write_text(str(card), encoding="utf-8")
-    tmp.replace(path)
+    path = DatasetDir(dataset_dir).card_path
+    write_bytes_atomic(path, str(card).encode("utf-8"))
     return path

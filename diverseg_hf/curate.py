@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .publish import PublishResult, publish
 from .score import ScoreSummary, score
 from .select import SelectionResult, select
 from .sources import Source, open_source
+from .storage import DatasetDir
 
 
 @dataclass
@@ -29,11 +29,6 @@ class CurateResult:
     scores: ScoreSummary
     selection: SelectionResult
     published: PublishResult
-
-
-def work_dir(out: str | os.PathLike, name: str) -> Path:
-    """Where curate keeps the score table and selection of config ``name``."""
-    return Path(out) / ".diverseg" / name
 
 
 def curate(
@@ -51,7 +46,7 @@ def curate(
     :func:`~diverseg_hf.publish.publish`.
     """
     src = source if isinstance(source, Source) else open_source(source)
-    work = work_dir(out, name)
+    work = DatasetDir(out).work_dir(name)
     progress = publish_options.get("progress", True)
     scores = score(src, work / "scores", progress=progress, **(score_options or {}))
     selection = select(work / "scores", work / "selection", **(select_options or {}))

@@ -17,6 +17,33 @@ class DiversegError(Exception):
     """Misuse or an unusable environment: bad arguments, missing files, missing extras."""
 
 
+class ParameterError(DiversegError):
+    """A bad argument; ``param`` names the parameter so that the CLI can name its flag instead.
+
+    Example:
+        >>> str(ParameterError("workers", "must be at least 1, got 0"))
+        'workers must be at least 1, got 0'
+    """
+
+    def __init__(self, param: str, problem: str):
+        self.param = param
+        self.problem = problem
+        super().__init__(f"{param} {problem}")
+
+
+def check_at_least(param: str, value: int | float, minimum: int = 1) -> None:
+    """Raise :class:`ParameterError` unless ``value >= minimum``.
+
+    Example:
+        >>> check_at_least("workers", 0)
+        Traceback (most recent call last):
+        ...
+        diverseg_hf.errors.ParameterError: workers must be at least 1, got 0
+    """
+    if not value >= minimum:
+        raise ParameterError(param, f"must be at least {minimum}, got {value}")
+
+
 class ImageError(DiversegError):
     """One image cannot be scored; ``reason`` is the short text recorded in an ``error`` column.
 

@@ -4,8 +4,12 @@
 file count and size, and the card ``README.md`` last, so the repo never advertises files it lacks. Files whose
 content is already on the Hub (same LFS sha256 or git blob id) are skipped, so a second push of an unchanged
 folder uploads nothing and makes no commit, and a push killed midway uploads only what is missing when re-run.
-Transient failures (429, 5xx, network) are retried with exponential backoff; 401/403/404 become one-line
-``DiversegError`` messages that never contain the token.
+Transient failures (429, 5xx, network) are retried with exponential backoff, each retry logged as one
+warning line (huggingface_hub's own two-line retry messages are folded into the same format); 401/403/404
+become one-line ``DiversegError`` messages that never contain the token. A repo id without a namespace is
+the token owner's (as the Hub does when creating it). Gating (``gated``) is a setting of the whole repo,
+never of one config. The progress bar counts files (uploaded and already on the Hub) and honours
+``HF_HUB_DISABLE_PROGRESS_BARS``.
 
 The endpoint, token and transfer backend are huggingface_hub's own: ``HF_ENDPOINT``, ``HF_TOKEN`` or the login
 cache (``hf auth login``), and xet when ``hf_xet`` is installed.
@@ -31,9 +35,11 @@ from typing import Literal, TypeVar
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
-from tqdm import tqdm
+from huggingface_hub.utils import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .errors import DiversegError
+from .hub_logging import one_line_retries
 
 logger = logging.getLogger(__name__)
 
@@ -164,21 +170,20 @@ def push_folder(
     if not token:
         raise DiversegError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
     api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None, token=token)
-    result = PushResult(repo_id, revision or "main")
     card = [f for f in files if f.path_in_repo == CARD]
     batches = plan_commits([f for f in files if f.path_in_repo != CARD], max_files_per_commit, max_bytes_per_commit)
     if card or prune:
         batches.append(card)
     keep = {f.path_in_repo for f in files} | {".gitattributes"} if prune else None
     summary = message or f"Upload {Path(folder).name} with diverseg"
+    result = PushResult(repo_id, revision or "main")
     try:
-        _retry(lambda: _ensure_repo(api, repo_id, private))
-        if gated:
-            _retry(lambda: api.update_repo_settings(repo_id, repo_type="dataset", gated=gated))
-        for i, batch in enumerate(tqdm(batches, desc=f"push {repo_id}", unit="commit"), 1):
-            title = f"{summary} (part {i}/{len(batches)})" if len(batches) > 1 else summary
-            last_keep = keep if i == len(batches) else None
-            _retry(lambda b=batch, t=title, k=last_keep: _push_batch(api, result, b, t, k))
+        with one_line_retries(), logging_redirect_tqdm():
+            result.repo_id = repo_id = _retry(lambda: _qualified(api, repo_id))
+            _retry(lambda: _ensure_repo(api, repo_id, private))
+            if gated:
+                _retry(lambda: api.update_repo_settings(repo_id, repo_type="dataset", gated=gated))
+            _push_batches(api, result, batches, summary, keep)
     except HfHubHTTPError as err:
         raise DiversegError(_explain(err, repo_id, result.revision)) from None
     except _transport_errors() as err:
@@ -186,6 +191,33 @@ def push_folder(
     logger.info("pushed %s: %d commits, %d files uploaded, %d already there, %d deleted", repo_id,
                 len(result.commits), len(result.uploaded), len(result.skipped), len(result.deleted))
     return result
+
+
+def _push_batches(api: HfApi, result: PushResult, batches: list[list[LocalFile]], summary: str,
+                  keep: set[str] | None) -> None:
+    """Commit the batches in order (``keep`` prunes in the last); the bar counts files, not commits."""
+    with tqdm(total=sum(map(len, batches)), desc=f"push {result.repo_id}", unit="file") as bar:
+        for i, batch in enumerate(batches, 1):
+            title = f"{summary} (part {i}/{len(batches)})" if len(batches) > 1 else summary
+            last_keep = keep if i == len(batches) else None
+            _retry(lambda b=batch, t=title, k=last_keep: _push_batch(api, result, b, t, k))
+            bar.set_postfix(uploaded=len(result.uploaded), on_hub=len(result.skipped), commits=len(result.commits),
+                            refresh=False)
+            bar.update(len(batch))
+
+
+def _qualified(api: HfApi, repo_id: str) -> str:
+    """``repo_id`` with the token owner's namespace when it has none (the Hub creates it there).
+
+    Example:
+        >>> _qualified(None, "my-org/diverseg")  # a namespace: no request
+        'my-org/diverseg'
+    """
+    if "/" in repo_id:
+        return repo_id
+    namespace = api.whoami()["name"]
+    logger.info("repo id %r has no namespace: using %s/%s", repo_id, namespace, repo_id)
+    return f"{namespace}/{repo_id}"
 
 
 def _ensure_repo(api: HfApi, repo_id: str, private: bool) -> None:

@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -34,18 +33,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from . import __version__
-from .errors import DiversegError
-from .files import write_atomic, write_json_atomic
-from .score import ScoreTable
+from .errors import DiversegError, ParameterError
+from .storage import ScoreTable, write_selection
+from .version import __version__
 
 logger = logging.getLogger(__name__)
-
-SELECTION_PARQUET = "selection.parquet"
-SELECTION_JSON = "selection.json"
-
 
 @dataclass
 class SelectionResult:
@@ -83,8 +76,7 @@ def keep_fraction(table: pa.Table, by: str, fraction: float, eligible: np.ndarra
 
     Returns ``(mask, theta)``; theta is None when nothing is eligible.
     """
-    if not 0 < fraction <= 1:
-        raise DiversegError(f"--keep must be in (0, 1], got {fraction}")
+    _check_fraction(fraction)
     raw = table.column(by).to_numpy(zero_copy_only=False)
     values = raw[eligible]
     if values.size == 0:
@@ -107,6 +99,56 @@ def _quality(table: pa.Table, basis: Any) -> dict[str, Any]:
     return estimate_quality(values[ok], load_basis(basis)).to_dict()
 
 
+def _check_fraction(fraction: float) -> None:
+    if not 0 < fraction <= 1:  # NaN fails too
+        raise ParameterError("keep", f"must be in (0, 1], got {fraction}")
+
+
+def _check_rules(thetas: dict[str, float], keep: float | None, by: str | None, on_low_quality: str) -> str | None:
+    """Validate the rule arguments before any table is read; returns the ``--keep`` column."""
+    if on_low_quality not in ("error", "warn"):
+        raise ParameterError("on_low_quality", "must be 'error' or 'warn'")
+    if keep is None:
+        if by is not None:
+            raise ParameterError("by", "is only used with keep")
+        return None
+    _check_fraction(keep)
+    by = by or ("sam_masks" if not thetas else None)
+    if by is None:
+        raise ParameterError("by", "is needed with keep (the column to rank by)")
+    if by in thetas:
+        raise DiversegError(f"give either a theta or --keep for {by!r}, not both")
+    return by
+
+
+def _rule_masks(table: pa.Table, max_blockiness: float | None, thetas: dict[str, float],
+                by: str | None) -> list[tuple[str, np.ndarray]]:
+    """(rule name, rows passing it) in the order rules apply: error, NaN, ceiling, thetas."""
+    rules = [("error", pc.is_null(table.column("error")).to_numpy(zero_copy_only=False))]
+    used = (["blockiness"] if max_blockiness is not None else []) + list(thetas) + ([by] if by else [])
+    values = {col: _values(table, col) for col in dict.fromkeys(used)}
+    rules.extend((f"nan:{col}", ~np.isnan(vals)) for col, vals in values.items())
+    with np.errstate(invalid="ignore"):
+        if max_blockiness is not None:
+            rules.append(("max_blockiness", values["blockiness"] <= max_blockiness))
+        rules.extend((f"theta:{col}", values[col] >= theta) for col, theta in thetas.items())
+    return rules
+
+
+def _gate(table: pa.Table, basis: Any, min_quality: float | None, on_low_quality: str) -> dict[str, Any]:
+    """The source quality estimate, refusing (or warning) below ``min_quality``."""
+    quality = _quality(table, basis)
+    if min_quality is not None and quality["quality"] < min_quality:
+        message = (f"source quality {quality['quality']:.4f} is below --min-quality {min_quality} "
+                   "(the source looks JPEG-compressed)")
+        if on_low_quality == "error":
+            raise DiversegError(message + "; pass --on-low-quality warn to select anyway")
+        logger.warning("%s; selecting anyway", message)
+    quality["min_quality"] = min_quality
+    quality["passed"] = min_quality is None or quality["quality"] >= min_quality
+    return quality
+
+
 def select(
     scores_dir: str | os.PathLike,
     out: str | os.PathLike,
@@ -118,7 +160,7 @@ def select(
     basis: Any = None,
     on_low_quality: str = "error",
 ) -> SelectionResult:
-    """Apply the rules to the score table at ``scores_dir``; write ``out/selection.{parquet,json}``.
+    """Apply the rules to the score table at ``scores_dir``; write the selection folder ``out``.
 
     ``thetas`` maps count columns to minimum values; ``keep``/``by`` pick a theta by retention.
     ``min_quality`` (e.g. 0.9) gates on the source's estimated JPEG quality (``basis`` as
@@ -132,37 +174,15 @@ def select(
         ...
         diverseg_hf.errors.DiversegError: /no/such is not a score table (no scores.json); run diverseg score first
     """
-    if on_low_quality not in ("error", "warn"):
-        raise DiversegError("on_low_quality must be 'error' or 'warn'")
     thetas = dict(thetas or {})
-    if keep is not None:
-        by = by or ("sam_masks" if not thetas else None)
-        if by is None:
-            raise DiversegError("--keep needs --by COLUMN")
-        if by in thetas:
-            raise DiversegError(f"give either a theta or --keep for {by!r}, not both")
-    elif by is not None:
-        raise DiversegError("--by is only used with --keep")
+    by = _check_rules(thetas, keep, by, on_low_quality)
     store = ScoreTable.open(scores_dir)
     table = store.read()
     n = table.num_rows
 
-    rules: list[tuple[str, np.ndarray]] = []
-    rules.append(("error", pc.is_null(table.column("error")).to_numpy(zero_copy_only=False)))
-    used = (["blockiness"] if max_blockiness is not None else []) + list(thetas) + ([by] if by else [])
-    values = {col: _values(table, col) for col in dict.fromkeys(used)}
-    for col, vals in values.items():
-        rules.append((f"nan:{col}", ~np.isnan(vals)))
-    if max_blockiness is not None:
-        with np.errstate(invalid="ignore"):
-            rules.append(("max_blockiness", values["blockiness"] <= max_blockiness))
-    for col, theta in thetas.items():
-        with np.errstate(invalid="ignore"):
-            rules.append((f"theta:{col}", values[col] >= theta))
-
     kept = np.ones(n, bool)
     dropped: dict[str, int] = {}
-    for name, ok in rules:
+    for name, ok in _rule_masks(table, max_blockiness, thetas, by):
         dropped[name] = int(np.count_nonzero(kept & ~ok))
         kept &= ok
     used_thetas: dict[str, Any] = dict(thetas)
@@ -174,27 +194,14 @@ def select(
 
     quality = None
     if min_quality is not None or basis is not None:
-        quality = _quality(table, basis)
-        if min_quality is not None and quality["quality"] < min_quality:
-            message = (f"source quality {quality['quality']:.4f} is below --min-quality {min_quality} "
-                       "(the source looks JPEG-compressed)")
-            if on_low_quality == "error":
-                raise DiversegError(message + "; pass --on-low-quality warn to select anyway")
-            logger.warning("%s; selecting anyway", message)
-        quality["min_quality"] = min_quality
-        quality["passed"] = min_quality is None or quality["quality"] >= min_quality
+        quality = _gate(table, basis, min_quality, on_low_quality)
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SELECTION_JSON).unlink(missing_ok=True)  # the json marks a complete selection: written last
-    selected = table.filter(pa.array(kept)).drop_columns(["error"])
-    manifest = json.loads(store.manifest_path.read_text())
-    result = SelectionResult(out, n, int(kept.sum()), dropped, used_thetas, quality)
+    result = SelectionResult(Path(out), n, int(kept.sum()), dropped, used_thetas, quality)
     info = {
         "package_version": __version__,
         "scores_dir": str(Path(scores_dir).resolve()),
-        "source": manifest["header"]["source"],
-        "scorers": manifest["header"]["scorers"],
+        "source": store.header["source"],
+        "scorers": store.header["scorers"],
         "rules": {"max_blockiness": max_blockiness, "thetas": thetas, "keep": keep, "by": by,
                   "min_quality": min_quality, "basis": None if basis is None else str(basis),
                   "on_low_quality": on_low_quality},
@@ -203,18 +210,6 @@ def select(
                    "dropped": dropped},
         "quality": quality,
     }
-    meta = {b"diverseg": json.dumps(info, default=str).encode()}
-    write_atomic(out / SELECTION_PARQUET, lambda fh: pq.write_table(
-        selected.replace_schema_metadata(meta), fh, compression="snappy", use_dictionary=["format"]))
-    write_json_atomic(out / SELECTION_JSON, json.loads(json.dumps(info, default=str)))
+    write_selection(out, table.filter(pa.array(kept)).drop_columns(["error"]), info)
     logger.info("select: %s", result)
     return result
-
-
-def load_selection(path: str | os.PathLike) -> tuple[pa.Table, dict[str, Any]]:
-    """Read a selection folder written by :func:`select`: (table, selection.json contents)."""
-    path = Path(path)
-    if not (path / SELECTION_JSON).exists() or not (path / SELECTION_PARQUET).exists():
-        raise DiversegError(f"{path} is not a complete selection (no {SELECTION_JSON}); run diverseg select")
-    info = json.loads((path / SELECTION_JSON).read_text())
-    return pq.read_table(path / SELECTION_PARQUET), info

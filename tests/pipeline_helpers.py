@@ -98,7 +98,7 @@ def synthetic_scores(out: Path, n: int, seed: int = 0, units: int = 3, with_mask
     """A score table of ``n`` made-up rows (no images): blockiness, sam_masks, some errors and NaN."""
     import pyarrow as pa
 
-    from diverseg_hf.score import BASE_SCHEMA, ScoreTable
+    from diverseg_hf.storage import BASE_SCHEMA, ScoreTable
 
     rng = np.random.default_rng(seed)
     blockiness = rng.gamma(2.0, 8.0, n)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import json
 import shutil
 import socket
 import threading
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import DF2K_BASIS, needs_df2k_basis
 
-from diverseg_hf import DiversegError, load_basis
+from diverseg_hf import DiversegError, estimate_quality, load_basis
 from diverseg_hf import basis as basis_mod
 from diverseg_hf.basis import discover_basis_files, read_scores_tsv, save_basis
 from diverseg_hf.files import TEMP_GLOB
@@ -208,14 +209,14 @@ def test_checksums_pin_the_released_files():
         assert hashlib.sha256((DF2K_BASIS / name).read_bytes()).hexdigest() == digest
 
 
-def test_default_basis_downloaded_once_and_verified(served, tmp_path, monkeypatch):
-    basis = load_basis()
-    folder = tmp_path / "cache" / "basis" / f"df2k-{basis_mod.DF2K_COMMIT}"
+def test_released_files_downloaded_once_and_verified(served, tmp_path, monkeypatch):
+    folder = basis_mod.fetch_default_basis()
+    assert folder == tmp_path / "cache" / "basis" / f"df2k-{basis_mod.DF2K_COMMIT}"
     assert sorted(p.name for p in folder.iterdir()) == sorted(basis_mod.DF2K_SHA256)
-    np.testing.assert_array_equal(basis[95], load_basis(DF2K_BASIS)[95])
+    np.testing.assert_array_equal(load_basis(folder)[95], load_basis(DF2K_BASIS)[95])
     # Second use: served from the cache, the server is not asked again.
     monkeypatch.setattr(basis_mod, "_BASE_URL", "http://127.0.0.1:9/unreachable")
-    assert list(load_basis()) == [100, 95, 85, 75, 50]
+    assert list(load_basis(basis_mod.fetch_default_basis())) == [100, 95, 85, 75, 50]
 
 
 def test_corrupt_cached_file_is_fetched_again(served, tmp_path):
@@ -229,30 +230,72 @@ def test_checksum_mismatch_is_refused(served, tmp_path):
     with (served / "DF2K_q85.txt").open("a") as fh:
         fh.write("extra.png\t1.0\n")
     with pytest.raises(DiversegError, match=r"checksum mismatch for http://127\.0\.0\.1:\d+/DF2K_q85\.txt"):
-        load_basis()
+        basis_mod.fetch_default_basis()
     folder = tmp_path / "cache" / "basis" / f"df2k-{basis_mod.DF2K_COMMIT}"
     assert not (folder / "DF2K_q85.txt").exists()
     assert not list(folder.glob(TEMP_GLOB))
 
 
-def test_offline_error_names_the_overrides(tmp_path, monkeypatch):
+def test_offline_download_error_is_one_line(tmp_path, monkeypatch):
     with socket.socket() as sock:  # a port that nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     monkeypatch.setattr(basis_mod, "_BASE_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("DIVERSEG_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("DIVERSEG_BASIS", raising=False)
-    with pytest.raises(DiversegError, match=r"--basis or the DIVERSEG_BASIS environment variable"):
-        load_basis()
+    with pytest.raises(DiversegError, match=r"cannot download the released DF2K basis files .*needs no network"):
+        basis_mod.fetch_default_basis()
 
 
-def test_cli_offline_default_basis(tmp_path, monkeypatch, capsys):
-    from diverseg_hf.cli import main
+# --- the packaged DF2K basis ---------------------------------------------------------------------------
 
-    monkeypatch.setattr(basis_mod, "_BASE_URL", "http://127.0.0.1:9")
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """No reachable download server, an empty cache and no $DIVERSEG_BASIS: only the packaged basis."""
+    monkeypatch.setattr(basis_mod, "_BASE_URL", "http://127.0.0.1:9/unreachable")
     monkeypatch.setenv("DIVERSEG_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("DIVERSEG_BASIS", raising=False)
-    (tmp_path / "t.tsv").write_text("a\t1.0\nb\t2.0\n")
-    assert main(["quality", str(tmp_path / "t.tsv")]) == 2
-    err = capsys.readouterr().err
-    assert "cannot download the default DF2K basis" in err and "--basis" in err and "DIVERSEG_BASIS" in err
+
+
+def test_default_basis_is_packaged_and_needs_no_network(offline, tmp_path):
+    basis = load_basis()
+    assert {q: v.size for q, v in basis.items()} == {100: 3450, 95: 3450, 85: 3450, 75: 3450, 50: 3450}
+    assert all(v.dtype == np.float64 and np.isfinite(v).all() for v in basis.values())
+    assert not (tmp_path / "cache").exists()
+
+
+def test_packaged_basis_records_its_provenance():
+    import pyarrow.parquet as pq
+
+    side = json.loads(basis_mod.DF2K_PACKAGED.with_suffix(".json").read_text())
+    inside = json.loads(pq.read_schema(basis_mod.DF2K_PACKAGED).metadata[b"diverseg_basis"])
+    assert side == inside
+    assert side["commit"] == basis_mod.DF2K_COMMIT and side["files_sha256"] == basis_mod.DF2K_SHA256
+    assert side["repository"].endswith("gohtanii/DiverSeg-dataset") and side["licence"].startswith("MIT")
+    assert "MIT License" in basis_mod.DF2K_PACKAGED.with_suffix(".LICENSE").read_text()
+
+
+@needs_df2k
+def test_packaged_basis_equals_the_released_files_exactly(offline):
+    packaged, released = load_basis(), load_basis(DF2K_BASIS)
+    assert list(packaged) == list(released)
+    for quality, values in released.items():
+        assert packaged[quality].tobytes() == values.tobytes()  # same float64 bits, same order
+
+
+@needs_df2k
+@pytest.mark.parametrize("case", ["df2k_q95", "df2k_q100", "df2k_q50"])
+def test_packaged_basis_reproduces_the_released_estimates(offline, case):
+    expected = json.loads((DF2K_BASIS / "EXPECTED_QUALITY.json").read_text())[case]
+    est = estimate_quality(read_scores_tsv(DF2K_BASIS / expected["target"]), load_basis())
+    assert abs(est.quality - expected["quality"]) <= 1e-6
+    for name, kl in expected["kl_by_basis"].items():
+        assert est.kl[int(name[1:])] == pytest.approx(kl, rel=1e-9, abs=1e-9)
+
+
+def test_cli_quality_works_offline_with_the_packaged_basis(offline, tmp_path, capsys):
+    from diverseg_hf.cli import main
+
+    (tmp_path / "t.tsv").write_text("".join(f"i{i}\t{0.3 + 0.01 * i}\n" for i in range(50)))
+    assert main(["quality", str(tmp_path / "t.tsv"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["quality"] > 0.95

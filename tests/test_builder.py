@@ -1,4 +1,4 @@
-"""``diverseg_hf.build`` and the ``DiverSeg`` builder on generated ImageNet-like and PASS-like trees.
+"""``diverseg_hf.build`` and the ``DiverSegBuilder`` class on generated ImageNet-like and PASS-like trees.
 
 The trees follow the layouts of the paper's README (ImageNet ``train/n01440764/n01440764_18.JPEG``,
 PASS ``0/<hash>.jpg``); the lists name some images that are not there and one that is broken.
@@ -18,8 +18,10 @@ from image_zoo import textured, zoo_bytes
 from PIL import Image
 
 from diverseg_hf import DiversegError
-from diverseg_hf.build import SUBSETS, build, built_configs, list_key, list_name, paper_select_options, read_list
-from diverseg_hf.builder import DiverSeg
+from diverseg_hf.build import build, built_configs
+from diverseg_hf.datasets_builder import DiverSegBuilder
+from diverseg_hf.official_lists import list_key, list_name, read_list
+from diverseg_hf.presets import SUBSET_PRESETS, paper_select_options
 
 SYNSETS = ["n01440764", "n01443537", "n02085620"]
 
@@ -198,7 +200,7 @@ def test_builder_class_yields_the_rows_of_load_dataset(tmp_path: Path) -> None:
     out = tmp_path / "diverseg"
     build("I", out, source=str(root), from_list=lst, progress=False)
 
-    builder = DiverSeg(config_name="I", data_dir=str(out), cache_dir=str(tmp_path / "cache"))
+    builder = DiverSegBuilder(config_name="I", data_dir=str(out), cache_dir=str(tmp_path / "cache"))
     builder.download_and_prepare()
     ds = builder.as_dataset(split="train")
     assert isinstance(ds.features["image"], datasets.Image)
@@ -209,14 +211,14 @@ def test_builder_class_yields_the_rows_of_load_dataset(tmp_path: Path) -> None:
     assert ds[0]["image"].size == (ds[0]["width"], ds[0]["height"])  # decodes to PIL
 
     with pytest.raises(DiversegError, match="no config 'P'"):
-        DiverSeg(config_name="P", data_dir=str(out), cache_dir=str(tmp_path / "cache")).download_and_prepare()
+        DiverSegBuilder(config_name="P", data_dir=str(out), cache_dir=str(tmp_path / "cache")).download_and_prepare()
 
 
 def test_builder_builds_a_missing_config(tmp_path: Path) -> None:
     write_tree(tmp_path / "pass", pass_files())
     plist = write_list(tmp_path / "P.txt", list(pass_files()))
     out = tmp_path / "diverseg"
-    builder = DiverSeg(config_name="P", data_dir=str(out), cache_dir=str(tmp_path / "cache"),
+    builder = DiverSegBuilder(config_name="P", data_dir=str(out), cache_dir=str(tmp_path / "cache"),
                        source=str(tmp_path / "pass"), from_list=str(plist), build_options={"progress": False})
     builder.download_and_prepare()
     ds = builder.as_dataset(split="train").cast_column("image", datasets.Image(decode=False))
@@ -225,9 +227,9 @@ def test_builder_builds_a_missing_config(tmp_path: Path) -> None:
 
 
 def test_curated_build_uses_the_paper_settings_unless_overridden(tmp_path: Path, caplog) -> None:
-    assert paper_select_options(SUBSETS["I"], ["blockiness", "sam"]) == {"thetas": {"sam_masks": 100},
+    assert paper_select_options(SUBSET_PRESETS["I"], ["blockiness", "sam"]) == {"thetas": {"sam_masks": 100},
                                                                          "min_quality": 0.9}
-    assert SUBSETS["I"].scorer_options["sam"]["points_per_side"] == 32
+    assert SUBSET_PRESETS["I"].scorer_options["sam"]["points_per_side"] == 32
     files = imagenet_tree(tmp_path / "imagenet")
     out = tmp_path / "diverseg"
     result = build("I", out, source=str(tmp_path / "imagenet" / "train"), scorers=["blockiness"],
@@ -257,6 +259,20 @@ def test_curated_build_applies_the_paper_theta_and_sam_settings(tmp_path: Path) 
     assert selection["thetas"] == {"sam_masks": 100}
     assert selection["counts"]["dropped"]["theta:sam_masks"] == 8  # every decodable image
     sam = next(s for s in selection["scorers"] if s["name"] == "sam")
-    paper = {k: v for k, v in SUBSETS["I"].scorer_options["sam"].items() if k not in ("model", "points_per_side")}
+    sam_preset = SUBSET_PRESETS["I"].scorer_options["sam"]
+    paper = {k: v for k, v in sam_preset.items() if k not in ("model", "points_per_side")}
     assert {k: sam["settings"][k] for k in paper} == paper
     assert [s["name"] for s in selection["scorers"]] == ["blockiness", "sam"]
+
+
+def test_match_list_progress_ends_at_100_percent_with_the_misses_counted(tmp_path: Path, capsys) -> None:
+    from diverseg_hf.official_lists import match_list
+    from diverseg_hf.sources import open_source
+
+    root, list_path, _, absent = imagenet_case(tmp_path)
+    entries = read_list(list_path)
+    _, _, report = match_list(entries, open_source(str(root)), progress=True)
+    err = capsys.readouterr().err.replace("\r", "\n")
+    last = [line for line in err.splitlines() if "match list" in line][-1]
+    assert report["missing"] == absent and "100%" in last and f"missing={len(absent)}" in last
+    assert f"{len(entries)}/{len(entries)}" in last

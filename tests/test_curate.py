@@ -10,7 +10,7 @@ from image_zoo import INVALID
 from pipeline_helpers import good_images, mixed_folder, write_files
 
 from diverseg_hf import cli
-from diverseg_hf.select import load_selection
+from diverseg_hf.storage import load_selection
 
 
 @pytest.fixture(autouse=True)

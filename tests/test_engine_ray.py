@@ -23,10 +23,12 @@ from image_zoo import write_zoo
 from PIL import Image
 
 from diverseg_hf import scoring
-from diverseg_hf.engines.ray import run_ray, score_with_ray
+from diverseg_hf.engines.ray import run_ray
 from diverseg_hf.errors import DiversegError, MissingExtraError
-from diverseg_hf.score import MANIFEST, UNITS_DIR, ScoreTable, score
+from diverseg_hf.score import score, score_with_ray
 from diverseg_hf.scoring.base import Scorer
+from diverseg_hf.storage import ScoreTable
+from diverseg_hf.storage.score_table import MANIFEST, UNITS_DIR
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs the [ray] extra")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")  # Ray's own DataContext notices
@@ -187,7 +189,7 @@ def test_actor_that_always_crashes_fails_cleanly(cluster, tmp_path):
 
 _DRIVER = """
 import sys, test_engine_ray
-from diverseg_hf.engines.ray import score_with_ray
+from diverseg_hf.score import score_with_ray
 test_engine_ray.register_test_scorers()
 score_with_ray(sys.argv[1], sys.argv[2], ["test_mean"], address=sys.argv[3], workers=1, rows_per_block=2,
                unit_size=3, scorer_options={"test_mean": {"delay": 0.05}}, progress=False,

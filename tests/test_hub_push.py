@@ -246,3 +246,75 @@ def test_killed_push_resumes_uploading_only_what_is_missing(hub, folder: Path, t
     assert put_before.isdisjoint(put_after) and put_before | put_after == lfs_oids
     assert f"{len(expected) - 1} files uploaded" in proc.stderr
     assert "1 already on the Hub" in proc.stderr
+
+
+# --- gating, namespaces, logs and progress ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("repo_id", "gated"), [(REPO, "manual"), ("subset", "auto")], ids=["namespaced", "bare"])
+def test_cli_gated_push_gates_the_repo(hub_env, folder, capsys, repo_id, gated) -> None:
+    assert main(["push", str(folder), repo_id, "--gated", gated]) == 0, capsys.readouterr().err
+    assert f"-> datasets/{REPO}@main" in capsys.readouterr().err  # a bare id is the token owner's
+    assert set(hub_env.repos) == {("dataset", REPO)}
+    assert hub_env.repos[("dataset", REPO)].gated == gated
+    assert remote_data(hub_env) == local_files(folder)
+    assert [r.status for r in hub_env.requests("PUT", "/settings")] == [200]
+
+
+def test_push_help_says_gating_is_per_repo(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["push", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "property of the whole repo, not of a config" in help_text
+
+
+def run_push(hub, folder: Path, tmp_path: Path, **env_changes: str | None) -> str:
+    """``diverseg push`` in a subprocess (its own logging set-up, as a user runs it); returns its stderr."""
+    env = client_env(hub.url, tmp_path / "hf_home", WRITE_TOKEN)
+    env.pop("TQDM_DISABLE")
+    for key, value in env_changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    proc = subprocess.run([sys.executable, "-m", "diverseg_hf", "push", str(folder), REPO], env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stderr
+
+
+def test_one_line_per_retried_request_and_progress_bars(hub, folder: Path, tmp_path: Path) -> None:
+    hub.fail("PUT", r"/lfs-upload/", 503, times=2)  # retried inside huggingface_hub
+    hub.fail("POST", r"/commit/main$", 503)  # retried by diverseg_hf.hub
+    err = run_push(hub, folder, tmp_path)  # HF_HUB_DISABLE_PROGRESS_BARS=1 (client_env)
+    retries = [line for line in err.splitlines() if "retry" in line.lower() or "thrown while" in line]
+    assert len(retries) == 3, err
+    assert all(line.startswith("Hub request failed (HTTP 503") for line in retries), err
+    assert sum("PUT /lfs-upload/" in line for line in retries) == 2 and "ticket=" not in err
+    assert "push tester/subset" not in err and "%|" not in err  # no bar at all
+
+    err = run_push(hub, folder, tmp_path, HF_HUB_DISABLE_PROGRESS_BARS=None)  # unchanged: nothing to commit
+    bars = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("push tester/subset")]
+    assert bars and "4/4" in bars[-1] and "commits=0" in bars[-1] and "on_hub=4" in bars[-1], err
+    assert "commit/s" not in err and "commit]" not in err
+    assert "4 already on the Hub" in err
+
+
+def test_huggingface_hub_retry_messages_are_folded_into_one_line(caplog) -> None:
+    import logging
+
+    from diverseg_hf.hub_logging import one_line_retries
+
+    http = logging.getLogger("huggingface_hub.utils._http")
+    with caplog.at_level(logging.WARNING), one_line_retries():
+        http.warning("HTTP Error 502 thrown while requesting PUT https://hub.example/lfs-upload/abc?ticket=s3cret")
+        http.warning("Retrying in 1s [Retry 1/5].")
+        http.warning("'ConnectError(boom)' thrown while requesting POST https://hub.example/api/x")
+        http.warning("Rate limited. Waiting 7s before retry [Retry 2/5].")
+        http.warning("something else")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Hub request failed (HTTP 502, PUT /lfs-upload/abc); retry 1/5 in 1s",
+        "Hub request failed (ConnectError(boom), POST /api/x); retry 2/5 in 7s",
+        "something else",
+    ]
+    assert not http.filters  # removed again after the push

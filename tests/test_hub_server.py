@@ -115,3 +115,30 @@ print(json.dumps(api.create_repo("me/sub", repo_type="dataset").repo_id))
     finally:
         server.terminate()
         server.wait()
+
+
+def test_whoami_and_bare_repo_ids_land_in_the_users_namespace(hub_env) -> None:
+    api = HfApi(endpoint=hub_env.url, token=WRITE_TOKEN)
+    assert api.whoami()["name"] == "tester"
+    assert api.create_repo("bare", repo_type="dataset").repo_id == "tester/bare"
+    assert ("dataset", "tester/bare") in hub_env.repos
+    with pytest.raises(HfHubHTTPError):
+        HfApi(endpoint=hub_env.url, token="hf_unknown").whoami()
+
+
+def test_settings_route_gates_the_repo_and_refuses_bad_values(hub_env) -> None:
+    api = HfApi(endpoint=hub_env.url, token=WRITE_TOKEN)
+    api.create_repo("tester/gated", repo_type="dataset")
+    api.update_repo_settings("tester/gated", repo_type="dataset", gated="manual")
+    assert hub_env.repos[("dataset", "tester/gated")].gated == "manual"
+    assert api.repo_info("tester/gated", repo_type="dataset").gated == "manual"
+    api.update_repo_settings("tester/gated", repo_type="dataset", gated=False)
+    assert hub_env.repos[("dataset", "tester/gated")].gated is False
+    request = urllib.request.Request(f"{hub_env.url}/api/datasets/tester/gated/settings", data=b'{"gated": "yes"}',
+                                     method="PUT", headers={"Authorization": f"Bearer {WRITE_TOKEN}"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request)
+    assert info.value.code == 400
+    with pytest.raises(HfHubHTTPError):
+        HfApi(endpoint=hub_env.url, token=READ_TOKEN).update_repo_settings("tester/gated", repo_type="dataset",
+                                                                          gated="auto")

@@ -16,11 +16,13 @@ from huggingface_hub import DatasetCard
 from image_zoo import INVALID
 from pipeline_helpers import mixed_folder
 
+from diverseg_hf.card_entry import webdataset_features
 from diverseg_hf.errors import DiversegError
 from diverseg_hf.keys import decode_key
-from diverseg_hf.publish import parse_size, plan_shards, publish, rerender_card, webdataset_features
-from diverseg_hf.score import ScoreTable, score
-from diverseg_hf.select import load_selection, select
+from diverseg_hf.publish import parse_size, plan_shards, publish, rerender_card
+from diverseg_hf.score import score
+from diverseg_hf.select import select
+from diverseg_hf.storage import ScoreTable, load_selection
 
 SHARD = 20_000
 
@@ -187,7 +189,7 @@ def test_bad_publish_arguments(pipeline, tmp_path):
     root, _ = pipeline
     with pytest.raises(DiversegError, match="config name"):
         publish(root / "sel", tmp_path / "o", "scores", progress=False)
-    with pytest.raises(DiversegError, match="--format"):
+    with pytest.raises(DiversegError, match="formats must be"):
         publish(root / "sel", tmp_path / "o", "x", formats=["zip"], progress=False)
     with pytest.raises(DiversegError, match="cannot read size"):
         publish(root / "sel", tmp_path / "o", "x", shard_size="lots", progress=False)
@@ -230,3 +232,22 @@ def test_rerender_card_for_a_hub_repo(pipeline, tmp_path):
     assert 'load_dataset("org/diverseg", "mine", split="train")' in text
     assert "hf://datasets/org/diverseg/wds/mine/train-*.tar" in text
     assert str(tmp_path) not in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["publish", "SEL", "--out", "OUT", "--name", "x", "--format", "zip"], "--format must be a comma-separated"),
+        (["select", "SCORES", "--out", "OUT", "--keep", "2"], "--keep must be in (0, 1]"),
+        (["score", "SRC", "--out", "OUT", "--workers", "0"], "--workers must be at least 1, got 0"),
+    ],
+)
+def test_cli_names_the_flag_of_a_bad_parameter(pipeline, tmp_path, capsys, argv, message):
+    from diverseg_hf.cli import main
+
+    root, _ = pipeline
+    paths = {"SEL": str(root / "sel"), "SCORES": str(root / "scores"), "SRC": str(root / "src"),
+             "OUT": str(tmp_path / "o")}
+    assert main([paths.get(a, a) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -16,7 +16,7 @@ from scipy.stats import gaussian_kde
 from diverseg_hf import DiversegError, QualityEstimate, estimate_quality, load_basis
 from diverseg_hf.basis import read_scores_tsv
 from diverseg_hf.cli import main
-from diverseg_hf.plots import plot_quality
+from diverseg_hf.plots import _count_edges, _weights, plot_blockiness, plot_counts, plot_quality
 from diverseg_hf.quality import Density, weighted_quality
 
 needs_df2k = pytest.mark.skipif(
@@ -278,3 +278,54 @@ def test_cli_help_has_example(capsys):
     with pytest.raises(SystemExit):
         main(["quality", "--help"])
     assert "example" in capsys.readouterr().out
+
+
+# --- card histograms: kept and dropped ----------------------------------------------------------------------
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        im.verify()
+        assert im.format == "PNG"
+        return im.size
+
+
+@pytest.mark.parametrize(
+    "values",
+    [np.array([0.0, 0.4, 2.0, 9.0, 11.0, 150.0, 900.0, np.nan]), np.array([np.nan, np.nan]), np.zeros(0),
+     np.full(5, 3.0)],
+    ids=["mixed", "all-undefined", "empty", "flat"],
+)
+def test_blockiness_histogram_writes_a_png(tmp_path, values):
+    out = plot_blockiness(values, values <= 10, tmp_path / "a" / "b.png", ceiling=10)
+    width, height = png_size(out)
+    assert width > height > 200
+    assert plot_blockiness(values, np.ones(values.size, bool), tmp_path / "all.png").is_file()  # no ceiling
+
+
+@pytest.mark.parametrize("counts", [np.array([0, 3, 7, 120, 480, np.nan]), np.arange(5.0), np.zeros(0)],
+                         ids=["wide", "narrow", "empty"])
+def test_count_histogram_writes_a_png(tmp_path, counts):
+    out = plot_counts(counts, counts >= 3, tmp_path / "c.png", theta=3, label="detected objects per image")
+    assert png_size(out)[0] > 200
+
+
+def test_count_bins_hold_whole_values():
+    edges = _count_edges(np.array([0.0, 1000.0]))
+    assert len(edges) - 1 <= 80 and np.all(np.diff(edges) == 13) and edges[0] == -0.5 and edges[-1] > 1000
+
+
+def test_histograms_refuse_a_kept_mask_of_another_length(tmp_path):
+    with pytest.raises(DiversegError, match="kept mask"):
+        plot_blockiness(np.arange(3.0), [True, False], tmp_path / "b.png")
+    with pytest.raises(DiversegError, match="kept mask"):
+        plot_counts(np.arange(3.0), np.ones(4, bool), tmp_path / "c.png")
+
+
+def test_quality_figure_weights_follow_the_estimate(tmp_path):
+    basis = synthetic_basis()
+    est = estimate_quality(basis[95], basis)
+    weights = _weights(est)
+    assert sum(weights.values()) == pytest.approx(1.0) and max(weights, key=weights.get) == 95
+    assert sum(q / 100 * w for q, w in weights.items()) == pytest.approx(est.quality)
+    assert png_size(plot_quality(basis[95], basis, tmp_path / "q.png", est))[0] > 500

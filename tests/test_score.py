@@ -25,8 +25,11 @@ from diverseg_hf import __version__
 from diverseg_hf.blockiness import score_image
 from diverseg_hf.errors import DiversegError
 from diverseg_hf.images import decode_rgb, probe
-from diverseg_hf.score import ScoreTable, run_scorer, score, score_unit, scorer_specs
+from diverseg_hf.score import score
+from diverseg_hf.scoring.run import run_scorer, score_unit
+from diverseg_hf.scoring.specs import scorer_specs
 from diverseg_hf.sources import open_source
+from diverseg_hf.storage import ScoreTable
 
 SHARED = SHARED_IMAGES
 TESTS = Path(__file__).resolve().parent

@@ -13,8 +13,8 @@ from conftest import DF2K_BASIS
 from pipeline_helpers import synthetic_scores
 
 from diverseg_hf.errors import DiversegError
-from diverseg_hf.score import ScoreTable
-from diverseg_hf.select import load_selection, select
+from diverseg_hf.select import select
+from diverseg_hf.storage import ScoreTable, load_selection
 
 BASIS = DF2K_BASIS
 
@@ -87,9 +87,9 @@ def test_misuse_is_reported(scores, tmp_path):
         select(scores, tmp_path / "s", thetas={"det_objects": 18})
     with pytest.raises(DiversegError, match="either a theta or --keep"):
         select(scores, tmp_path / "s", thetas={"sam_masks": 1}, keep=0.5, by="sam_masks")
-    with pytest.raises(DiversegError, match=r"--keep must be in \(0, 1\]"):
+    with pytest.raises(DiversegError, match=r"keep must be in \(0, 1\]"):
         select(scores, tmp_path / "s", keep=1.5, by="sam_masks")
-    with pytest.raises(DiversegError, match="--by is only used with --keep"):
+    with pytest.raises(DiversegError, match="by is only used with keep"):
         select(scores, tmp_path / "s", by="sam_masks")
     with pytest.raises(DiversegError, match="not a score table"):
         select(tmp_path / "nothing", tmp_path / "s")

@@ -180,8 +180,8 @@ def test_parquet_path_only_cells_are_read_or_recorded(tmp_path):
 
 
 def test_source_errors_reach_the_score_table(tmp_path):
-    from diverseg_hf.score import prepare_records
     from diverseg_hf.scoring import create_scorer
+    from diverseg_hf.scoring.run import prepare_records
 
     image = pa.array([{"bytes": None, "path": "gone.png"}], pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
     pq.write_table(pa.table({"image": image}), tmp_path / "p.parquet")

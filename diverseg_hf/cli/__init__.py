@@ -14,24 +14,55 @@ import importlib
 import logging
 import sys
 
-from .. import __version__
-from ..errors import DiversegError
+from ..errors import DiversegError, ParameterError
+from ..version import __version__
 
 #: Subcommand modules, in the order ``diverseg --help`` lists them.
 COMMANDS = ["blockiness", "quality", "calibrate", "score", "select", "publish", "curate", "build", "push"]
+
+
+#: ``diverseg --help`` ends with this: the main job on the built-in sample corpus.
+START_HERE = """start here:
+  diverseg sample demo        # 12 rendered pristine PNGs + JPEG copies of 4 of them (q95, q75, q50)
+  diverseg curate demo --out mysubset --name mine --scorers blockiness --max-blockiness 10 \\
+      --format parquet,webdataset
+  # keeps the PNGs, drops the JPEGs; then datasets.load_dataset("mysubset", "mine").
+  # Your own images: replace 'demo' with a folder, Parquet/tar shards or a Hub dataset id.
+  # Every command has --help with examples."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="diverseg",
         description="Build DiverSeg-style super-resolution training sets: score, select, publish.",
+        epilog=START_HERE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"diverseg-hf {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in ("sample", *COMMANDS):  # sample first: it makes the corpus the start-here example runs on
         importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
+
+
+#: Parameters whose flag is not the parameter's name with dashes.
+_FLAGS = {"formats": "format", "address": "ray-address"}
+
+
+def as_flags(exc: DiversegError) -> str:
+    """The message of ``exc`` in command-line terms: a :class:`ParameterError` names the flag.
+
+    Example:
+        >>> as_flags(ParameterError("rows_per_block", "must be at least 1, got 0"))
+        '--rows-per-block must be at least 1, got 0'
+        >>> as_flags(ParameterError("formats", "must be parquet or webdataset"))
+        '--format must be parquet or webdataset'
+    """
+    if isinstance(exc, ParameterError):
+        flag = _FLAGS.get(exc.param, exc.param.replace("_", "-"))
+        return f"--{flag} {exc.problem}"
+    return str(exc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except DiversegError as exc:
-        print(f"diverseg {args.command}: error: {exc}", file=sys.stderr)
+        print(f"diverseg {args.command}: error: {as_flags(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"diverseg {args.command}: interrupted", file=sys.stderr)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from ..calibrate import DEFAULT_QUALITIES, calibrate
-from ..errors import DiversegError
 
 EPILOG = """example:
   diverseg calibrate DF2K_HR/ --out basis_df2k/ --qualities 100,95,85,75,50 --workers 4
@@ -43,8 +42,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.workers < 1:
-        raise DiversegError("--workers must be at least 1")
     basis = calibrate(args.reference, args.out, qualities=args.qualities, workers=args.workers, name=args.name)
     for quality, values in basis.items():
         print(f"q{quality}: {values.size} images scored")

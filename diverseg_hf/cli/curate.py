@@ -6,10 +6,17 @@ import argparse
 import sys
 
 from ..curate import curate
-from .publish import add_publish_options, publish_kwargs
+from .options import (
+    add_publish_options,
+    add_score_options,
+    add_select_options,
+    add_source_options,
+    publish_kwargs,
+    score_kwargs,
+    select_kwargs,
+    source_from_args,
+)
 from .push import add_push_to_hub_options, push_to_hub_from_args
-from .score import add_score_options, add_source_options, score_kwargs, source_from_args
-from .select import add_select_options, select_kwargs
 
 EPILOG = """example:
   diverseg curate photos/ --out mysubset --name mine --scorers blockiness --max-blockiness 10 \\

@@ -6,11 +6,13 @@ import argparse
 import sys
 
 from ..hub import MAX_FILES_PER_COMMIT, PushResult, push_folder
+from ..storage import DatasetDir
 
 EPILOG = """examples:
   diverseg push diverseg/ my-org/diverseg --private --gated manual
   diverseg push mysubset/ me/mysubset --revision dev --message "Add subset" --prune
   # token: HF_TOKEN or `hf auth login`; endpoint: HF_ENDPOINT. Re-running uploads only what changed.
+  # A REPO_ID without a namespace is the token owner's. HF_HUB_DISABLE_PROGRESS_BARS=1 hides the bar.
   # then: datasets.load_dataset("my-org/diverseg", "I")"""
 
 
@@ -25,7 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--private", action="store_true", help="create the repo private (if it does not exist)")
     parser.add_argument("--revision", metavar="BRANCH", help="existing branch to push to (default main)")
     parser.add_argument("--message", help="commit message")
-    parser.add_argument("--gated", choices=["auto", "manual"], help="gate access to the repo")
+    parser.add_argument("--gated", choices=["auto", "manual"],
+                        help="gate access to the repo: users must accept its terms, approved automatically (auto) "
+                             "or by you (manual). Gating is a property of the whole repo, not of a config: "
+                             "every config in it is gated; put configs under other terms in another repo")
     parser.add_argument("--prune", action="store_true",
                         help="delete files on the Hub branch that the folder does not have (.gitattributes kept)")
     parser.add_argument("--max-files-per-commit", type=int, default=MAX_FILES_PER_COMMIT, metavar="N",
@@ -42,10 +47,10 @@ def add_push_to_hub_options(parser: argparse.ArgumentParser) -> None:
 
 
 def push_to_hub_from_args(args: argparse.Namespace, folder: str) -> None:
-    """Push ``folder`` when ``--push-to-hub`` was given; gated configs gate the repo (automatic approval)."""
+    """Push ``folder`` when ``--push-to-hub`` was given; a gated config gates the repo (automatic approval)."""
     if args.push_to_hub:
         report(push_folder(folder, args.push_to_hub, private=args.private, prune=True,
-                           gated="auto" if getattr(args, "gated", None) else None))
+                           gated="auto" if DatasetDir(folder).any_gated() else None))
 
 
 def report(result: PushResult) -> None:

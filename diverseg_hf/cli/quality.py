@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 from ..basis import BASIS_ENV, load_basis
-from ..errors import DiversegError
 from ..quality import DEFAULT_THRESHOLD, METHODS, estimate_quality, target_values
 
 EPILOG = f"""examples:
   diverseg blockiness imagenet/train -o imagenet.tsv --workers 8
-  diverseg quality imagenet.tsv                      # paper's DF2K basis (downloaded once)
+  diverseg quality imagenet.tsv                      # the paper's DF2K basis (shipped, offline)
   diverseg quality photos/ --workers 4 --json        # score a folder on the fly
   diverseg quality imagenet.tsv --basis my_basis/ --plot imagenet_quality.png
   diverseg quality imagenet.tsv --method mixture     # share of images per basis quality
@@ -49,8 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.workers < 1:
-        raise DiversegError("--workers must be at least 1")
     values = target_values(args.target, workers=args.workers)
     basis = load_basis(args.basis)
     estimate = estimate_quality(values, basis, threshold=args.threshold, method=args.method)

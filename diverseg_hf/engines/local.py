@@ -26,8 +26,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 import pyarrow as pa
 from tqdm import tqdm
 
-from ..score import ScorerSpec, build_scorers, prepare_records, score_unit
 from ..scoring import Scorer, get_scorer_class
+from ..scoring.run import prepare_records, score_unit
+from ..scoring.specs import ScorerSpec, build_scorers
 from ..sources import Record, Unit
 
 logger = logging.getLogger(__name__)

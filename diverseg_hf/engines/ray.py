@@ -10,22 +10,21 @@ The same guarantees as the local engine, on as many GPUs as the cluster has:
    objects (one model load per actor), runs :func:`diverseg_hf.score.score_unit` on each block
    (``batch_size`` images per scorer call). A crashed actor is restarted and its block retried.
 3. commit: the driver gathers each unit's rows, puts them back in source order and commits the
-   unit atomically (:meth:`diverseg_hf.score.ScoreTable.commit`) as soon as its marker and all its
+   unit atomically (:meth:`diverseg_hf.storage.ScoreTable.commit`) as soon as its marker and all its
    rows have arrived, so a killed driver re-run skips finished units. The table is row for row
    the one the local engine writes.
 
 Example:
-    >>> from diverseg_hf.engines.ray import score_with_ray
-    >>> summary = score_with_ray("photos/", "scores/", ["blockiness"], workers=4)  # doctest: +SKIP
-    >>> summary = score_with_ray("photos/", "scores/", ["sam"], address="head:6379",
-    ...                          workers=16, gpus_per_worker=1, batch_size=8)  # doctest: +SKIP
+    >>> from diverseg_hf.score import score
+    >>> summary = score("photos/", "scores/", ["blockiness"], workers=4, engine=ray_engine())  # doctest: +SKIP
+    >>> summary = score("photos/", "scores/", ["sam"], workers=16, batch_size=8,  # doctest: +SKIP
+    ...                 engine=ray_engine(address="head:6379", gpus_per_worker=1))
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 import pickle
 import socket
 import warnings
@@ -37,9 +36,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from ..errors import DiversegError, require
-from ..score import ScorerSpec, ScoreSummary, build_scorers, score, score_unit, table_schema
+from ..errors import DiversegError, ParameterError, check_at_least, require
+from ..scoring.run import score_unit
+from ..scoring.specs import ScorerSpec, build_scorers
 from ..sources import Record, Unit
+from ..storage import table_schema
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ def _check_reachable(address: str) -> None:
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise DiversegError(f"--ray-address must be HOST:PORT, ray://HOST:PORT or auto, not {address!r}")
+        raise ParameterError("address", f"must be HOST:PORT, ray://HOST:PORT or auto, not {address!r}")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:
@@ -209,11 +210,10 @@ def run_ray(
     ``gpus_per_worker`` GPUs from Ray and puts its GPU scorers on ``cuda``.
     """
     if gpus:
-        raise DiversegError("--gpus picks local GPUs; with --engine ray use --gpus-per-worker")
-    if rows_per_block < 1:
-        raise DiversegError("--rows-per-block must be at least 1")
+        raise ParameterError("gpus", "picks local GPUs; with the ray engine use gpus_per_worker")
+    check_at_least("rows_per_block", rows_per_block)
     if gpus_per_worker < 0 or (cpus_per_worker or 0) < 0:
-        raise DiversegError("--gpus-per-worker and cpus_per_worker must not be negative")
+        raise ParameterError("gpus_per_worker", "and cpus_per_worker must not be negative")
     if device:
         logger.info("ray: --device %s ignored; actors use cuda when --gpus-per-worker > 0", device)
     if not units:
@@ -313,40 +313,3 @@ def ray_engine(
     return functools.partial(run_ray, address=address, gpus_per_worker=gpus_per_worker,
                              cpus_per_worker=cpus_per_worker, rows_per_block=rows_per_block,
                              timeout_s=timeout_s, max_retries=max_retries, runtime_env=runtime_env)
-
-
-def score_with_ray(
-    source: Any,
-    out: str | os.PathLike,
-    scorers: Sequence[str] = ("blockiness",),
-    *,
-    address: str | None = None,
-    workers: int = 1,
-    gpus_per_worker: float = 0,
-    cpus_per_worker: float | None = None,
-    batch_size: int | None = None,
-    rows_per_block: int = DEFAULT_ROWS_PER_BLOCK,
-    resume: bool = True,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    max_retries: int = DEFAULT_MAX_RETRIES,
-    runtime_env: dict[str, Any] | None = None,
-    **score_options: Any,
-) -> ScoreSummary:
-    """:func:`diverseg_hf.score.score` on a Ray cluster: same table, same resume, many GPUs.
-
-    ``address``: ``HOST:PORT`` of a running cluster (``ray start --head``), ``auto``, or None for a
-    throw-away local cluster. ``workers`` actors with ``gpus_per_worker`` GPUs each score blocks of
-    ``rows_per_block`` records, ``batch_size`` images per scorer call. Other keyword arguments
-    (``scorer_options``, ``overwrite``, ``limit``, ``unit_size``, ...) go to :func:`score`.
-
-    Example:
-        >>> score_with_ray("photos/", "scores/", workers=2, address="127.0.0.1:1")  # doctest: +SKIP
-        Traceback (most recent call last):
-        ...
-        diverseg_hf.errors.DiversegError: cannot reach the Ray cluster at 127.0.0.1:1: ...
-    """
-    engine = ray_engine(address=address, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
-                        rows_per_block=rows_per_block, timeout_s=timeout_s, max_retries=max_retries,
-                        runtime_env=runtime_env)
-    return score(source, out, scorers, workers=workers, batch_size=batch_size, resume=resume, engine=engine,
-                 **score_options)

@@ -24,12 +24,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import DiversegError, require
-from ..images import IMAGE_SUFFIXES
+from ..errors import DiversegError
+from ..storage import DatasetDir, iter_parquet_rows, iter_tar_samples, parquet_schema
 
-Record = tuple[str, Any]
-
-_TAR_IMAGE_SUFFIXES = frozenset(s.lstrip(".") for s in IMAGE_SUFFIXES)
+#: What a reader yields per image: (key, payload for decode_rgb or None).
+KeyedImage = tuple[str, Any]
 
 
 def _payload(value: Any) -> Any:
@@ -72,12 +71,12 @@ class MapReader:
     def __len__(self) -> int:
         return len(self._ds)
 
-    def record(self, index: int) -> Record:
+    def record(self, index: int) -> KeyedImage:
         row = self._ds[int(index)]
         key = str(row[self._key]) if self._has_key else str(index)
         return key, _payload(row[self._image])
 
-    def read_shard(self, shard: int) -> Iterator[Record]:
+    def read_shard(self, shard: int) -> Iterator[KeyedImage]:
         yield self.record(shard)
 
 
@@ -100,7 +99,7 @@ class StreamingReader:
     def num_shards(self) -> int:
         return int(self._ds.num_shards)
 
-    def read_shard(self, shard: int) -> Iterator[Record]:
+    def read_shard(self, shard: int) -> Iterator[KeyedImage]:
         part = self._ds.shard(num_shards=self.num_shards, index=shard, contiguous=True)
         row = 0
         # .iter() (unlike __iter__) does not split shards again when called inside a DataLoader worker.
@@ -124,26 +123,20 @@ class ParquetFolderReader:
     def num_shards(self) -> int:
         return len(self.files)
 
-    def read_shard(self, shard: int) -> Iterator[Record]:
-        import pyarrow.parquet as pq
-
+    def read_shard(self, shard: int) -> Iterator[KeyedImage]:
         path = self.files[shard]
-        pf = pq.ParquetFile(path)
-        names = pf.schema_arrow.names
+        names = parquet_schema(path).names
         if self._image not in names:
             raise DiversegError(f"{path}: no column {self._image!r}; columns: {names}")
         has_key = self._key in names
-        row = 0
-        for batch in pf.iter_batches(batch_size=64, columns=[self._key, self._image] if has_key else [self._image]):
-            images = batch.column(self._image).to_pylist()
-            keys = batch.column(self._key).to_pylist() if has_key else [None] * len(images)
-            for key, value in zip(keys, images):
-                yield (str(key) if key is not None else f"{path.stem}:{row}"), _payload(value)
-                row += 1
+        columns = [self._key, self._image] if has_key else [self._image]
+        for row, cells in enumerate(iter_parquet_rows(path, columns, batch_size=64)):
+            key = cells.get(self._key) if has_key else None
+            yield (str(key) if key is not None else f"{path.stem}:{row}"), _payload(cells[self._image])
 
 
 class TarFolderReader:
-    """WebDataset tar shards of a published folder (``<key>.<ext>`` + ``<key>.json``), via webdataset."""
+    """WebDataset tar shards of a published folder (``<key>.<ext>`` + ``<key>.json``)."""
 
     random_access = False
 
@@ -154,11 +147,9 @@ class TarFolderReader:
     def num_shards(self) -> int:
         return len(self.files)
 
-    def read_shard(self, shard: int) -> Iterator[Record]:
-        wds = require("webdataset", "webdataset")
-        for sample in wds.tariterators.tarfile_samples([{"url": str(self.files[shard])}]):
-            image = next((v for k, v in sample.items() if k in _TAR_IMAGE_SUFFIXES), None)
-            yield sample["__key__"], image
+    def read_shard(self, shard: int) -> Iterator[KeyedImage]:
+        for sample in iter_tar_samples(self.files[shard]):
+            yield sample.key, sample.data
 
 
 def folder_reader(
@@ -172,17 +163,12 @@ def folder_reader(
         ...
         diverseg_hf.errors.DiversegError: no train-*.parquet shards in /nonexistent/data/I
     """
-    root = Path(path)
+    folder = DatasetDir(path)
     if format == "parquet":
-        folder, pattern = root / "data" / config, f"{split}-*.parquet"
-    elif format == "webdataset":
-        folder, pattern = root / "wds" / config, f"{split}-*.tar"
-    else:
-        raise DiversegError(f"format must be 'parquet' or 'webdataset', got {format!r}")
-    files = sorted(folder.glob(pattern))
-    if not files:
-        raise DiversegError(f"no {pattern} shards in {folder}")
-    return ParquetFolderReader(files) if format == "parquet" else TarFolderReader(files)
+        return ParquetFolderReader(folder.parquet_shards(config, split))
+    if format == "webdataset":
+        return TarFolderReader(folder.tar_shards(config, split))
+    raise DiversegError(f"format must be 'parquet' or 'webdataset', got {format!r}")
 
 
 def dataset_reader(dataset: Any, image_column: str = "image", key_column: str = "key") -> Any:

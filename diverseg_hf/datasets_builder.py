@@ -1,17 +1,18 @@
-"""The DiverSeg ``datasets`` builder: configs ``I`` (ImageNet-1k), ``P`` (PASS) and ``IP`` (both).
+"""The DiverSeg ``datasets`` builder class ``DiverSegBuilder``: configs I (ImageNet-1k), P (PASS), IP (both).
 
 datasets >= 4 runs no loading scripts, so the class is used directly (it is also re-exported by
-``builders/diverseg.py`` for those who want the file). ``data_dir`` is a dataset folder made by
+``builders/diverseg.py`` for those who want the file; the subset presets it serves are
+:mod:`diverseg_hf.presets`). ``data_dir`` is a dataset folder made by
 ``diverseg build`` (or ``diverseg publish``/``curate``, or a snapshot of a pushed repo); the builder reads
 its Parquet shards ``data/<CONFIG>/train-*.parquet`` with their own features (the image bytes stay the
 originals). Given ``source=`` and/or ``from_list=`` for a config the folder lacks, it first builds it
 with :func:`diverseg_hf.build.build` (``build_options`` are that function's other keyword arguments).
 
 Example:
-    >>> from diverseg_hf.builder import DiverSeg
-    >>> builder = DiverSeg(config_name="I", data_dir="diverseg")                     # doctest: +SKIP
+    >>> from diverseg_hf.datasets_builder import DiverSegBuilder
+    >>> builder = DiverSegBuilder(config_name="I", data_dir="diverseg")                     # doctest: +SKIP
     >>> builder.download_and_prepare(); ds = builder.as_dataset(split="train")      # doctest: +SKIP
-    >>> DiverSeg(config_name="P", data_dir="diverseg", source="/data/pass",         # doctest: +SKIP
+    >>> DiverSegBuilder(config_name="P", data_dir="diverseg", source="/data/pass",         # doctest: +SKIP
     ...          from_list="DiverSeg-P_list.txt").as_streaming_dataset(split="train")
 """
 
@@ -23,12 +24,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import datasets
-import pyarrow.parquet as pq
 from datasets.builder import Key
 
-from .build import SUBSETS, build
+from .build import build
 from .cards import LICENSE_PRESETS
 from .errors import DiversegError
+from .presets import SUBSET_PRESETS
+from .storage import DatasetDir, iter_parquet_rows, parquet_schema
 
 CITATION = """@inproceedings{ohtani2024rethinking,
   title     = {Rethinking Image Super-Resolution from Training Data Perspectives},
@@ -42,7 +44,7 @@ HOMEPAGE = "https://github.com/gohtanii/DiverSeg-dataset"
 
 
 @dataclass
-class DiverSegConfig(datasets.BuilderConfig):
+class DiverSegBuilderConfig(datasets.BuilderConfig):
     """A DiverSeg config; ``source``/``from_list``/``build_options`` are used only to build a missing config."""
 
     source: Any = None
@@ -50,12 +52,12 @@ class DiverSegConfig(datasets.BuilderConfig):
     build_options: dict[str, Any] = field(default_factory=dict)
 
 
-class DiverSeg(datasets.GeneratorBasedBuilder):
+class DiverSegBuilder(datasets.GeneratorBasedBuilder):
     """DiverSeg-I/-P/-IP super-resolution training images, read from (or built into) ``data_dir``."""
 
-    BUILDER_CONFIG_CLASS = DiverSegConfig
+    BUILDER_CONFIG_CLASS = DiverSegBuilderConfig
     BUILDER_CONFIGS: ClassVar[list[datasets.BuilderConfig]] = [
-        DiverSegConfig(name=s.name, description=s.title) for s in SUBSETS.values()]
+        DiverSegBuilderConfig(name=s.name, description=s.title) for s in SUBSET_PRESETS.values()]
     DEFAULT_CONFIG_NAME = "I"
     VERSION = datasets.Version("1.0.0")
 
@@ -65,7 +67,7 @@ class DiverSeg(datasets.GeneratorBasedBuilder):
         return Path(self.config.data_dir)
 
     def _shards(self) -> list[Path]:
-        return sorted((self._folder() / "data" / self.config.name).glob("train-*.parquet"))
+        return DatasetDir(self._folder()).parquet_shards(self.config.name, missing_ok=True)
 
     def _info(self) -> datasets.DatasetInfo:
         shards = self._shards() if self.config.data_dir else []
@@ -91,13 +93,10 @@ class DiverSeg(datasets.GeneratorBasedBuilder):
 
     def _generate_examples(self, files: list[str]):
         for file_index, path in enumerate(files):
-            row = 0
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=64):
-                for example in batch.to_pylist():
-                    yield Key(file_index, row), example
-                    row += 1
+            for row, example in enumerate(iter_parquet_rows(path)):
+                yield Key(file_index, row), example
 
 
 def _features(shard: str | os.PathLike) -> datasets.Features:
     """The features a published shard declares (its ``huggingface`` schema metadata)."""
-    return datasets.Features.from_arrow_schema(pq.read_schema(shard))
+    return datasets.Features.from_arrow_schema(parquet_schema(shard))

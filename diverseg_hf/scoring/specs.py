@@ -1,0 +1,49 @@
+"""Scorer specs: (name, constructor options) pairs that travel to worker processes and Ray actors.
+
+Example:
+    >>> scorer_specs(["blockiness"], common={"device": "cpu"})
+    [('blockiness', {})]
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import DiversegError
+from . import create_scorer, get_scorer_class
+from .base import Scorer
+
+ScorerSpec = tuple[str, dict[str, Any]]
+
+
+def scorer_specs(names: Sequence[str], options: dict[str, dict[str, Any]] | None = None,
+                 common: dict[str, Any] | None = None) -> list[ScorerSpec]:
+    """(name, constructor options) per scorer; ``common`` options go only where ``__init__`` takes them.
+
+    ``device`` and ``dtype`` also go to scorers whose ``__init__`` takes ``**options``.
+    """
+    if not names:
+        raise DiversegError("no scorers given")
+    if len(set(names)) != len(names):
+        raise DiversegError(f"scorer listed twice: {', '.join(names)}")
+    specs = []
+    for name in names:
+        cls = get_scorer_class(name)
+        params = inspect.signature(cls.__init__).parameters if cls.__init__ is not object.__init__ else {}
+        accepted = set(params)
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            accepted |= {"device", "dtype"}  # forwarded through **options; batching stays the engine's
+        opts = {k: v for k, v in (common or {}).items() if v is not None and k in accepted}
+        opts.update((options or {}).get(name, {}))
+        specs.append((name, opts))
+    return specs
+
+
+def build_scorers(specs: Sequence[ScorerSpec], device: str | None = None) -> list[Scorer]:
+    """Instantiate scorers from specs; GPU scorers are moved to ``device`` when given."""
+    scorers = [create_scorer(name, **opts) for name, opts in specs]
+    if device:
+        scorers = [s.to(device) if s.uses_gpu else s for s in scorers]
+    return scorers

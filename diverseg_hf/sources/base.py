@@ -1,0 +1,151 @@
+"""Records, units and sources: the shapes every source kind shares.
+
+A :class:`Record` carries the ORIGINAL encoded bytes of one image (never re-encoded), a unique
+dot-free key (see :mod:`diverseg_hf.keys`) and where it came from. A :class:`Source` is split into
+:class:`Unit` objects with stable ids and a deterministic order, so that scoring can commit, resume
+and divide work per unit.
+
+Example:
+    >>> cell_record("k", {"bytes": b"x", "path": "n01/a.JPEG"}, None, "f.parquet#row=0").extra
+    {'path': 'n01/a.JPEG'}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Container, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ..errors import DiversegError, ImageError
+from ..images import read_bytes
+
+#: Column names taken for the image when a source does not say which (in this order of preference).
+IMAGE_COLUMN_NAMES = ("image", "img", "jpg", "jpeg", "png", "webp")
+#: Column names taken for the key when a Parquet source does not say which.
+KEY_COLUMN_NAMES = ("key", "__key__")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One source image: unique dot-free ``key``, original bytes, ``origin`` reference, extras.
+
+    ``error`` is set when the source could not hand over the bytes (e.g. an image cell holding only a
+    path that cannot be read); the engine records it instead of decoding.
+    """
+
+    key: str
+    data: bytes
+    origin: str
+    extra: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A stable slice of a source; picklable, so a worker process can read it by itself.
+
+    ``size`` is the number of records when known without reading them; ``max_records`` caps what
+    :meth:`records` yields (used by ``--limit``).
+    """
+
+    id: str
+    size: int | None
+    max_records: int | None = None
+
+    def records(self, keys: Container[str] | None = None) -> Iterator[Record]:
+        """The unit's records in order; with ``keys``, only those (others may be skipped unread)."""
+        for count, record in enumerate(self._iter(keys)):
+            if self.max_records is not None and count >= self.max_records:
+                return
+            if keys is None or record.key in keys:
+                yield record
+
+    def _iter(self, keys: Container[str] | None) -> Iterator[Record]:
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """What the unit covers (its fields; files by size and mtime), to detect a changed source."""
+        fields = dataclasses.asdict(self)
+        for name in ("path",):
+            if fields.get(name):
+                st = Path(fields[name]).stat()
+                fields[name] = [fields[name], st.st_size, st.st_mtime_ns]
+        return hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:16]
+
+
+def cell_record(key: str, value: Any, base: Path | None, origin: str) -> Record:
+    """A record from an image cell: binary, or a ``{bytes, path}`` struct (the path read if no bytes).
+
+    The cell's ``path`` (the original file name, e.g. ImageNet's) is kept in ``extra["path"]``.
+    """
+    if isinstance(value, (bytes, bytearray)):
+        return Record(key, bytes(value), origin)
+    if not isinstance(value, dict):
+        return Record(key, b"", origin, error="unsupported: image cell is neither bytes nor {bytes, path}")
+    path = value.get("path")
+    extra = {"path": path} if path else {}
+    if value.get("bytes"):
+        return Record(key, bytes(value["bytes"]), origin, extra)
+    if not path:
+        return Record(key, b"", origin, extra, error="empty: image cell has neither bytes nor a path")
+    candidate = Path(path) if base is None or Path(path).is_absolute() else base / path
+    try:
+        return Record(key, read_bytes(candidate), origin, extra)
+    except ImageError as exc:
+        return Record(key, b"", origin, extra, error=f"unreadable: image cell holds only the path {path!r} "
+                      f"({exc.reason}); paths into archives or remote files are not supported")
+
+
+def guess_image_column(schema: pa.Schema, where: str) -> str:
+    def is_image(t: pa.DataType) -> bool:
+        return pa.types.is_binary(t) or pa.types.is_large_binary(t) or (
+            pa.types.is_struct(t) and t.get_field_index("bytes") >= 0
+        )
+
+    candidates = [f.name for f in schema if is_image(f.type)]
+    for name in IMAGE_COLUMN_NAMES:
+        if name in candidates:
+            return name
+    if candidates:
+        return candidates[0]
+    raise DiversegError(f"{where}: no image column (binary or struct<bytes, path>) among {schema.names}")
+
+
+class Source:
+    """A corpus split into units; ``describe()`` is what score tables record about it."""
+
+    kind: str = ""
+
+    def __init__(self, spec: str, units: list[Unit], options: dict[str, Any]):
+        self.spec = spec
+        self._units = units
+        self.options = options
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable description: enough to reopen the source with :func:`open_source`."""
+        return {"kind": self.kind, "spec": self.spec, **self.options}
+
+    def units(self, limit: int | None = None) -> list[Unit]:
+        """Units in order; with ``limit``, only enough to cover the first ``limit`` records.
+
+        A unit of unknown size (Hub shards) is capped at the remaining count and ends the list.
+        """
+        if limit is None:
+            return list(self._units)
+        out: list[Unit] = []
+        left = limit
+        for unit in self._units:
+            if left <= 0:
+                break
+            if unit.size is not None and unit.size <= left:
+                out.append(unit)
+                left -= unit.size
+                continue
+            out.append(dataclasses.replace(unit, max_records=left))
+            break
+        return out
