@@ -96,3 +96,27 @@ def test_segment_anything_equals_port_up_to_pixel_flips(model, images, name):
         if a != b:
             flips, diff = decoder_flips(model, generator.predictor.model, image, side, mask_t)
             assert flips > 0 and diff < 1e-2, f"count {a} != {b} without a decoder pixel flip"
+
+
+def test_fixture_is_the_scripted_edit_and_keeps_masks(model):
+    import sys
+
+    from sam_helpers import TINY_SAM
+    from transformers import SamModel
+
+    sys.path.insert(0, str(TINY_SAM.parent))
+    try:
+        from make_default_threshold_sam import MASK_GAIN, edit
+    finally:
+        sys.path.remove(str(TINY_SAM.parent))
+    original = SamModel.from_pretrained(TINY_SAM).eval()
+    pixels = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    points = torch.tensor([[[[40.0, 60.0]], [[200.0, 100.0]]]])
+    with torch.no_grad():
+        before = original(pixel_values=pixels, input_points=points)
+        edited = edit(original)
+        after = model(pixel_values=pixels, input_points=points)
+    ours = model.state_dict()
+    assert all(torch.equal(v, ours[k]) for k, v in edited.state_dict().items())  # committed == scripted edit
+    assert torch.equal(after.pred_masks, before.pred_masks * MASK_GAIN)  # logits scaled exactly: same masks
+    assert torch.equal(after.pred_masks > 0, before.pred_masks > 0)
