@@ -20,15 +20,20 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
 
 import numba
 import numpy as np
 
-from .errors import ImageError
-from .images import ImageLike, decode_gray
+from .errors import DiversegError, ImageError, check_at_least
+from .files import write_atomic
+from .images import ImageLike, decode_gray, find_image_files
 
 BLOCK = 8
 #: Fewest 8x8 blocks per dimension for which B is defined (the summed range 2..n-2 must be non-empty).
@@ -222,7 +227,8 @@ def iter_blockiness(
         >>> [r.reason.split(":")[0] for r in iter_blockiness([b"", np.zeros((9, 9), np.uint8)])]
         ['empty', 'undefined']
     """
-    if workers <= 1:
+    check_at_least("workers", workers)
+    if workers == 1:
         yield from map(score_image, images)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -232,3 +238,83 @@ def iter_blockiness(
 def blockiness_batch(images: Iterable[ImageLike], workers: int = 1) -> list[BlockinessResult]:
     """List form of :func:`iter_blockiness`."""
     return list(iter_blockiness(images, workers=workers))
+
+
+#: One scored file: its path and result.
+Scored = tuple[Path, BlockinessResult]
+
+
+@dataclass
+class TsvSummary:
+    """How many files of a TSV run were scored, undefined (too small, flat) or errors (undecodable)."""
+
+    scored: int = 0
+    undefined: int = 0
+    errors: int = 0
+
+    def add(self, result: BlockinessResult) -> None:
+        if result.ok:
+            self.scored += 1
+        elif result.error:
+            self.errors += 1
+        else:
+            self.undefined += 1
+
+    @property
+    def total(self) -> int:
+        return self.scored + self.undefined + self.errors
+
+    def __str__(self) -> str:
+        return f"{self.scored} scored, {self.undefined} undefined, {self.errors} errors"
+
+
+def tsv_line(path: str | os.PathLike, result: BlockinessResult) -> str:
+    r"""One line of the released scorer's format: ``path<TAB>value``, ``nan`` where there is no value.
+
+    Example:
+        >>> tsv_line("a.png", BlockinessResult(1.5)), tsv_line("b.png", BlockinessResult(math.nan, "empty", True))
+        ('a.png\t1.5\n', 'b.png\tnan\n')
+    """
+    return f"{path}\t{result.value!r}\n" if result.ok else f"{path}\tnan\n"
+
+
+def write_blockiness_tsv(
+    paths: Iterable[str | os.PathLike],
+    output: str | os.PathLike | TextIO | None = None,
+    workers: int = 1,
+    monitor: Callable[[Iterator[Scored], int], Iterable[Scored]] | None = None,
+) -> TsvSummary:
+    r"""Score image files and folders (recursive) into ``path<TAB>value`` lines, in sorted order.
+
+    ``output`` is a file path (written atomically: absent, old or complete), an open text stream, or
+    None for stdout. ``monitor(pairs, total)`` wraps the ``(path, result)`` pairs as they come, e.g. to
+    show progress and reasons (the CLI passes a tqdm bar).
+    Raises DiversegError before any work for a missing path, no image files or ``workers`` < 1.
+
+    Example:
+        >>> import io, tempfile
+        >>> folder = Path(tempfile.mkdtemp()); _ = (folder / "a.png").write_bytes(b"")
+        >>> out = io.StringIO(); str(write_blockiness_tsv([folder], out)), out.getvalue().endswith("a.png\tnan\n")
+        ('0 scored, 0 undefined, 1 errors', True)
+    """
+    check_at_least("workers", workers)
+    paths = list(paths)
+    try:
+        files = find_image_files(paths)
+    except FileNotFoundError as exc:
+        raise DiversegError(str(exc)) from None
+    if not files:
+        raise DiversegError(f"no image files found under {' '.join(str(p) for p in paths)}")
+    summary = TsvSummary()
+
+    def write(sink: TextIO) -> None:
+        pairs = zip(files, iter_blockiness((str(f) for f in files), workers=workers))
+        for path, result in monitor(pairs, len(files)) if monitor else pairs:
+            sink.write(tsv_line(path, result))
+            summary.add(result)
+
+    if output is None or hasattr(output, "write"):
+        write(output or sys.stdout)
+    else:
+        write_atomic(output, write, "w")
+    return summary

@@ -1,5 +1,10 @@
 """score + select + publish in one call, intermediate files under ``DATASET_DIR/.diverseg/CONFIG/``.
 
+Every argument of the three phases that can be checked before work is checked before scoring
+(config name, formats, shard size, output folder, selection rules and the quality basis, scorer
+names and extras). An output folder inside the source folder is refused: curate would read its
+own figures back as training images on the next run.
+
 Re-running resumes scoring (complete units are kept); select and publish are cheap and re-run.
 
 Example:
@@ -7,17 +12,25 @@ Example:
     Traceback (most recent call last):
     ...
     diverseg_hf.errors.DiversegError: no such file or folder: /no/such/folder
+    >>> curate("/no/such/folder", "/tmp/ds", "my-subset")
+    Traceback (most recent call last):
+    ...
+    diverseg_hf.errors.DiversegError: config name 'my-subset' must be letters, digits or _ (and not 'scores')
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from .publish import PublishResult, publish
+from .errors import ParameterError
+from .publish import PublishResult, check_publish_arguments, publish
 from .score import ScoreSummary, score
-from .select import SelectionResult, select
+from .scoring.specs import scorer_specs
+from .select import SelectionResult, check_select_arguments, select
 from .sources import Source, open_source
 from .storage import DatasetDir
 
@@ -43,12 +56,46 @@ def curate(
 
     ``score_options``/``select_options``/``publish_options`` are the keyword arguments of
     :func:`~diverseg_hf.score.score`, :func:`~diverseg_hf.select.select` and
-    :func:`~diverseg_hf.publish.publish`.
+    :func:`~diverseg_hf.publish.publish`. When blockiness is scored, the source's JPEG-quality
+    estimate (default basis) is recorded in the selection and shown on the card.
     """
+    _check_arguments(out, name, score_options or {}, select_options or {}, publish_options)
     src = source if isinstance(source, Source) else open_source(source)
+    check_out_outside(src, out)
     work = DatasetDir(out).work_dir(name)
     progress = publish_options.get("progress", True)
     scores = score(src, work / "scores", progress=progress, **(score_options or {}))
-    selection = select(work / "scores", work / "selection", **(select_options or {}))
+    scored = score_options.get("scorers", ("blockiness",)) if score_options else ("blockiness",)
+    selection = select(work / "scores", work / "selection", estimate="blockiness" in scored,
+                       **(select_options or {}))
     published = publish(work / "selection", out, name, source=src, **publish_options)
     return CurateResult(scores, selection, published)
+
+
+def _check_arguments(out: str | os.PathLike, name: str, score_options: dict[str, Any],
+                     select_options: dict[str, Any], publish_options: dict[str, Any]) -> None:
+    """The checks each phase makes of its arguments, all made before the first phase starts."""
+    defaults = {k: p.default for k, p in inspect.signature(publish).parameters.items()}
+    check_publish_arguments(name, publish_options.get("formats", defaults["formats"]),
+                            publish_options.get("shard_size", defaults["shard_size"]), out)
+    check_select_arguments(**select_options)
+    scorers = score_options.get("scorers", inspect.signature(score).parameters["scorers"].default)
+    scorer_specs(list(scorers), score_options.get("scorer_options"))
+
+
+def check_out_outside(src: Source, out: str | os.PathLike) -> None:
+    """Refuse an output folder that lies inside a local source folder (curate would read its own output).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp()); _ = (root / "a.png").write_bytes(b"x")
+        >>> check_out_outside(open_source(str(root)), root / "curated")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        diverseg_hf.errors.ParameterError: out .../curated lies inside the source folder ...; choose a folder outside it
+    """
+    if src.kind == "hub" or not Path(src.spec).is_dir():
+        return
+    folder, target = Path(src.spec).resolve(), Path(out).resolve()
+    if target == folder or folder in target.parents:
+        raise ParameterError("out", f"{out} lies inside the source folder {folder}; choose a folder outside it")

@@ -8,8 +8,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
+import os
+import re
 import sys
+from collections.abc import Iterable, Iterator
 from types import ModuleType
 
 
@@ -90,3 +95,76 @@ def require(module: str, extra: str) -> ModuleType:
         raise MissingExtraError(
             f"{module} is needed here but is not installed: pip install \"diverseg-hf[{extra}]\""
         ) from exc
+
+
+#: A Hugging Face token anywhere in a text: ``hf_`` and 16+ letters, digits, ``_`` or ``-`` with at least one
+#: capital or digit (real tokens are mixed-case; snake_case names such as ``hf_hub_download`` are left alone),
+#: and whatever follows ``Bearer`` (an echoed ``Authorization`` header).
+_TOKEN_PATTERN = re.compile(r"\bhf_(?=[\w-]*[A-Z0-9])[\w-]{16,}|(?<=Bearer )\S+")
+REDACTED = "***"
+
+
+def known_tokens() -> set[str]:
+    """The tokens this process could send: ``HF_TOKEN`` (and its old name), the login and every stored login
+    (read from their files: no request is made, not even an OAuth refresh)."""
+    found = {os.environ.get("HF_TOKEN"), os.environ.get("HUGGING_FACE_HUB_TOKEN")}
+    try:
+        from huggingface_hub import constants, get_stored_tokens
+
+        if os.path.isfile(constants.HF_TOKEN_PATH):
+            with open(constants.HF_TOKEN_PATH, encoding="utf-8", errors="replace") as fh:
+                found.add(fh.read().strip())
+        found.update(get_stored_tokens().values())
+    except Exception:  # a broken login cache must not stop an error message from being printed
+        pass
+    return {t for t in found if t and len(t) >= 8}
+
+
+def redact(text: str, secrets: Iterable[str | None] = (), known: Iterable[str] | None = None) -> str:
+    """``text`` with every ``known`` token (default :func:`known_tokens`), every ``secrets`` and anything that
+    looks like a Hugging Face token replaced by ``***``.
+
+    Example:
+        >>> redact("401: Authorization: Bearer abc123 sent for hf_AbCdEfGhIjKlMnOpQr; see hf_hub_download")
+        '401: Authorization: Bearer *** sent for ***; see hf_hub_download'
+        >>> redact("token my-secret-value was refused", secrets=["my-secret-value"])
+        'token *** was refused'
+    """
+    tokens = set(known_tokens() if known is None else known).union(s for s in secrets if s and len(s) >= 8)
+    for secret in sorted(tokens, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return _TOKEN_PATTERN.sub(REDACTED, text)
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter that redacts tokens (see :func:`redact`) from every record it lets through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.known = known_tokens()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message, known=self.known)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+
+
+@contextlib.contextmanager
+def redacted_logging(*loggers: str) -> Iterator[None]:
+    """While inside, every handler of the root logger and of ``loggers`` redacts tokens from what it writes.
+
+    Example:
+        >>> with redacted_logging("huggingface_hub"):
+        ...     logging.getLogger(__name__).warning("echo: Bearer hf_AbCdEfGhIjKlMnOpQr")  # 'echo: Bearer ***'
+    """
+    handlers = {h for name in ("", *loggers) for h in logging.getLogger(name or None).handlers}
+    redacting = RedactingFilter()
+    for handler in handlers:
+        handler.addFilter(redacting)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(redacting)

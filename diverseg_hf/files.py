@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .errors import ParameterError
+
 #: Glob of the temporary files :func:`write_atomic` leaves behind when its process is killed.
 TEMP_GLOB = ".*.tmp"
 
@@ -62,3 +64,23 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def check_output_dir(param: str, path: str | os.PathLike) -> None:
+    """Refuse (``ParameterError``) an output folder that is a file or lies under one, before any work.
+
+    Example:
+        >>> import tempfile
+        >>> file = Path(tempfile.mkdtemp()) / "f"; _ = file.write_text("x")
+        >>> check_output_dir("out", file / "sub")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        diverseg_hf.errors.ParameterError: out .../f/sub cannot be a folder: .../f is a file
+    """
+    path = Path(path)
+    for place in (path, *path.parents):
+        if place.exists() or place.is_symlink():
+            if not place.is_dir():
+                what = "is a file" if place.is_file() else "exists and is not a folder"
+                raise ParameterError(param, f"{path} cannot be a folder: {place} {what}")
+            return

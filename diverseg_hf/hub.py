@@ -1,14 +1,20 @@
 """The only module that talks to the Hugging Face Hub: push a dataset folder, idempotently and resumably.
 
-``push_folder`` creates the dataset repo if missing, uploads the data files in several commits of bounded
-file count and size, and the card ``README.md`` last, so the repo never advertises files it lacks. Files whose
-content is already on the Hub (same LFS sha256 or git blob id) are skipped, so a second push of an unchanged
-folder uploads nothing and makes no commit, and a push killed midway uploads only what is missing when re-run.
+``push_folder`` creates the dataset repo if missing and uploads the folder so that the repo never advertises
+rows it does not serve (see :mod:`diverseg_hf.hub_plan`): new files that the card now on the Hub cannot
+reach go first, in commits of bounded file count and size; then one commit carries everything readers of
+the card see (changed files, the shards of every changed config, the deletions, the card), so that a push
+killed at any point leaves the old dataset or the new one, never a mix. Hidden files (``.diverseg/`` work
+files, ``.NAME.partial`` staging folders) are never uploaded, and a folder whose last publish did not
+complete is refused. Files whose content is already on the Hub (same LFS sha256 or git blob id) are
+skipped, so a second push of an unchanged folder uploads nothing and makes no commit, and a push killed
+midway uploads only what is missing when re-run (LFS objects uploaded before the kill are not sent again).
 Transient failures (429, 5xx, network) are retried with exponential backoff, each retry logged as one
 warning line (huggingface_hub's own two-line retry messages are folded into the same format); 401/403/404
-become one-line ``DiversegError`` messages that never contain the token. A repo id without a namespace is
-the token owner's (as the Hub does when creating it). Gating (``gated``) is a setting of the whole repo,
-never of one config. The progress bar counts files (uploaded and already on the Hub) and honours
+become one-line ``DiversegError`` messages. No token reaches any message or log line
+(:func:`diverseg_hf.errors.redact`), not even one a server echoes back. A repo id without a namespace is the
+token owner's (as the Hub does when creating it). Gating (``gated``) is a setting of the whole repo, never of
+one config. The progress bar counts files (uploaded and already on the Hub) and honours
 ``HF_HUB_DISABLE_PROGRESS_BARS``.
 
 The endpoint, token and transfer backend are huggingface_hub's own: ``HF_ENDPOINT``, ``HF_TOKEN`` or the login
@@ -23,10 +29,10 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import logging
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +44,18 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, Revi
 from huggingface_hub.utils import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from .errors import DiversegError
+from .errors import DiversegError, redact, redacted_logging
 from .hub_logging import one_line_retries
+from .hub_plan import (
+    CARD,
+    LocalFile,
+    check_repo_id,
+    list_local_files,
+    plan_commits,
+    split_for_readers,
+    staging_leftovers,
+    stale_paths,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +65,6 @@ T = TypeVar("T")
 MAX_FILES_PER_COMMIT = 50
 #: Bytes of files per commit (a file larger than this gets a commit of its own).
 MAX_BYTES_PER_COMMIT = 2 * 1024**3
-#: Local folders that are never uploaded (pipeline state, git, caches).
-SKIPPED_DIRS = frozenset({".diverseg", ".git", ".cache"})
-#: The dataset card, uploaded last.
-CARD = "README.md"
 #: HTTP statuses worth retrying, attempts in all, and the backoff (seconds) before the first retry.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 RETRY_ATTEMPTS = 6
@@ -74,69 +86,6 @@ class PushResult:
     deleted: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class LocalFile:
-    path_in_repo: str
-    path: Path
-    size: int
-
-    def sha256(self) -> str:
-        """The LFS oid of the file."""
-        return self._digest(hashlib.sha256())
-
-    def git_blob_id(self) -> str:
-        """The git blob sha1 (``blob <size>\\0`` + content), the id the Hub lists for regular files."""
-        return self._digest(hashlib.sha1(b"blob %d\0" % self.size))
-
-    def _digest(self, digest: hashlib._Hash) -> str:
-        with open(self.path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
-
-
-def list_local_files(folder: str | os.PathLike) -> list[LocalFile]:
-    """The files of a dataset folder to upload, sorted, without ``.diverseg/``, ``.git/`` and ``.cache/``.
-
-    Example:
-        >>> list_local_files("diverseg")[0].path_in_repo  # doctest: +SKIP
-        'README.md'
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise DiversegError(f"{folder} is not a folder")
-    out = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if path.is_file() and not SKIPPED_DIRS.intersection(rel.parts[:-1]):
-            out.append(LocalFile(rel.as_posix(), path, path.stat().st_size))
-    return out
-
-
-def plan_commits(files: list[LocalFile], max_files: int, max_bytes: int) -> list[list[LocalFile]]:
-    """Split ``files`` (in order) into batches of at most ``max_files`` files and ``max_bytes`` bytes.
-
-    Example:
-        >>> f = [LocalFile(str(i), Path(str(i)), 10) for i in range(5)]
-        >>> [len(b) for b in plan_commits(f, max_files=2, max_bytes=100)]
-        [2, 2, 1]
-    """
-    if max_files < 1 or max_bytes < 1:
-        raise DiversegError("max_files_per_commit and max_bytes_per_commit must be positive")
-    batches: list[list[LocalFile]] = []
-    current: list[LocalFile] = []
-    size = 0
-    for f in files:
-        if current and (len(current) >= max_files or size + f.size > max_bytes):
-            batches.append(current)
-            current, size = [], 0
-        current.append(f)
-        size += f.size
-    if current:
-        batches.append(current)
-    return batches
-
-
 def push_folder(
     folder: str | os.PathLike,
     repo_id: str,
@@ -149,61 +98,147 @@ def push_folder(
     max_bytes_per_commit: int = MAX_BYTES_PER_COMMIT,
     prune: bool = False,
     endpoint: str | None = None,
+    card: Callable[[str], str | os.PathLike | None] | None = None,
 ) -> PushResult:
     """Upload a dataset folder to the Hub dataset repo ``repo_id``; see the module docstring.
 
     ``revision`` is an existing branch (default ``main``); ``private`` applies when the repo is created;
-    ``gated`` ("auto" or "manual") gates the repo; ``prune`` deletes, in the last commit, the files of the
-    branch the folder does not have (``.gitattributes`` kept), so that re-sharded data leaves no stale shards
-    behind; ``endpoint`` defaults to ``HF_ENDPOINT``.
+    ``gated`` ("auto" or "manual") gates the repo. The last commit deletes the files a config of the card
+    reads that the folder no longer has (re-sharded configs leave no stale shards behind); ``prune`` also
+    deletes every other file of the branch the folder does not have (``.gitattributes`` kept). ``card``,
+    called with the repo id, returns the path of a card to upload instead of the folder's ``README.md``
+    (None: the folder's). ``endpoint`` defaults to ``HF_ENDPOINT``.
 
     Example:
         >>> push_folder("diverseg", "my-org/diverseg", gated="manual").uploaded[-1]  # doctest: +SKIP
         'README.md'
     """
-    files = list_local_files(folder)
-    if not files:
-        raise DiversegError(f"{folder} has no files to push")
+    check_repo_id(repo_id)
+    files = _pushable_files(folder)
     if gated not in (None, "auto", "manual"):
         raise DiversegError(f"gated must be 'auto' or 'manual', not {gated!r}")
+    plan_commits([], max_files_per_commit, max_bytes_per_commit)  # checks the limits before any request
     token = token or get_token()
     if not token:
         raise DiversegError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
     api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None, token=token)
-    card = [f for f in files if f.path_in_repo == CARD]
-    batches = plan_commits([f for f in files if f.path_in_repo != CARD], max_files_per_commit, max_bytes_per_commit)
-    if card or prune:
-        batches.append(card)
-    keep = {f.path_in_repo for f in files} | {".gitattributes"} if prune else None
-    summary = message or f"Upload {Path(folder).name} with diverseg"
     result = PushResult(repo_id, revision or "main")
+    summary = message or f"Upload {Path(folder).name} with diverseg"
     try:
-        with one_line_retries(), logging_redirect_tqdm():
+        with redacted_logging("huggingface_hub"), one_line_retries(), logging_redirect_tqdm():
             result.repo_id = repo_id = _retry(lambda: _qualified(api, repo_id))
             _retry(lambda: _ensure_repo(api, repo_id, private))
             if gated:
                 _retry(lambda: api.update_repo_settings(repo_id, repo_type="dataset", gated=gated))
-            _push_batches(api, result, batches, summary, keep)
-    except HfHubHTTPError as err:
-        raise DiversegError(_explain(err, repo_id, result.revision)) from None
-    except _transport_errors() as err:
-        raise DiversegError(f"cannot reach the Hub at {api.endpoint}: {type(err).__name__}") from None
+            files = _with_card(files, card(repo_id) if card else None)
+            batches, stale, result.skipped = _retry(lambda: _plan(api, result, files, prune, max_files_per_commit,
+                                                                  max_bytes_per_commit))
+            _push_batches(api, result, batches, summary, stale)
+    except (HfHubHTTPError, RuntimeError, *_transport_errors()) as err:
+        failure = _failure(err, api, repo_id, result.revision)
+        if failure is None:
+            raise
+    else:
+        failure = None
+    if failure is not None:  # raised here, outside the handler, so that no exception with the token is chained
+        raise DiversegError(redact(failure, [token]))
     logger.info("pushed %s: %d commits, %d files uploaded, %d already there, %d deleted", repo_id,
                 len(result.commits), len(result.uploaded), len(result.skipped), len(result.deleted))
     return result
 
 
+def _failure(err: Exception, api: HfApi, repo_id: str, branch: str) -> str | None:
+    """The one-line message for a failed push (None for an error that is not the Hub's or the network's)."""
+    if isinstance(err, HfHubHTTPError):
+        return _explain(err, repo_id, branch)
+    if isinstance(err, RuntimeError) and isinstance(err.__cause__, HfHubHTTPError):  # a failed LFS upload
+        return f"{_explain(err.__cause__, repo_id, branch)} ({err})"
+    if isinstance(err, _transport_errors()):
+        return f"cannot reach the Hub at {api.endpoint}: {type(err).__name__}"
+    return None
+
+
+def _pushable_files(folder: str | os.PathLike) -> list[LocalFile]:
+    """The files to push; an error for an empty folder or one whose last publish did not complete."""
+    leftovers = staging_leftovers(folder)
+    if leftovers:
+        raise DiversegError(f"the last publish into {folder} did not complete ({leftovers[0]} is left): "
+                            "publish again, then push")
+    files = list_local_files(folder)
+    if not files:
+        raise DiversegError(f"{folder} has no files to push")
+    return files
+
+
+def _with_card(files: list[LocalFile], card: str | os.PathLike | None) -> list[LocalFile]:
+    """``files`` with the card replaced by the file ``card`` (unchanged if None)."""
+    if card is None:
+        return files
+    path = Path(card)
+    return [f for f in files if f.path_in_repo != CARD] + [LocalFile(CARD, path, path.stat().st_size)]
+
+
+def _plan(api: HfApi, result: PushResult, files: list[LocalFile], prune: bool, max_files: int,
+          max_bytes: int) -> tuple[list[list[LocalFile]], Callable[[list[str]], list[str]], list[str]]:
+    """The commits to make (early batches, then the final one, see :mod:`diverseg_hf.hub_plan`; none when
+    nothing changed), the function that lists, from the remote paths at the final commit, those to delete in
+    it, and the files already on the Hub (left out of the commits).
+    """
+    head = api.repo_info(result.repo_id, repo_type="dataset", revision=result.revision).sha
+    remote = {e.path: e for e in api.list_repo_tree(result.repo_id, repo_type="dataset", revision=head,
+                                                    recursive=True) if hasattr(e, "blob_id")}
+    todo = [f for f in files if not _same_content(f, remote.get(f.path_in_repo))]
+    live_card = _remote_card(api, result, head) if todo and CARD in remote else None
+    early, _ = split_for_readers([f.path_in_repo for f in todo], set(remote), live_card)
+    batches = plan_commits([f for f in todo if f.path_in_repo in early], max_files, max_bytes)
+    batches.append([f for f in todo if f.path_in_repo not in early])
+    local = {f.path_in_repo for f in files}
+    card_file = next((f.path for f in files if f.path_in_repo == CARD), None)
+    new_card = card_file.read_text(encoding="utf-8", errors="replace") if card_file else None
+
+    def stale(paths: list[str]) -> list[str]:
+        return stale_paths(paths, local, new_card, prune)
+
+    if not batches[-1] and not stale(list(remote)):
+        batches.pop()  # nothing for the final commit to change (early commits only add paths the folder has)
+    return batches, stale, [f.path_in_repo for f in files if f not in todo]
+
+
+def _remote_card(api: HfApi, result: PushResult, head: str) -> str:
+    """The text of the card on the Hub at commit ``head``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = api.hf_hub_download(result.repo_id, CARD, repo_type="dataset", revision=head, local_dir=tmp)
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+
+
+def _ensure_repo(api: HfApi, repo_id: str, private: bool) -> None:
+    """Create the dataset repo unless it exists (checked first: creating needs rights that pushing may not)."""
+    try:
+        api.repo_info(repo_id, repo_type="dataset")
+    except RepositoryNotFoundError as err:
+        if err.response is not None and err.response.status_code != 404:
+            raise
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+
+
 def _push_batches(api: HfApi, result: PushResult, batches: list[list[LocalFile]], summary: str,
-                  keep: set[str] | None) -> None:
-    """Commit the batches in order (``keep`` prunes in the last); the bar counts files, not commits."""
-    with tqdm(total=sum(map(len, batches)), desc=f"push {result.repo_id}", unit="file") as bar:
+                  stale: Callable[[list[str]], list[str]]) -> None:
+    """Commit the batches in order; the last one also deletes what ``stale`` lists. The bar counts files
+    (those already on the Hub included), not commits."""
+    with tqdm(total=len(result.skipped) + sum(map(len, batches)), desc=f"push {result.repo_id}", unit="file") as bar:
+        _count(bar, result, len(result.skipped))
         for i, batch in enumerate(batches, 1):
             title = f"{summary} (part {i}/{len(batches)})" if len(batches) > 1 else summary
-            last_keep = keep if i == len(batches) else None
-            _retry(lambda b=batch, t=title, k=last_keep: _push_batch(api, result, b, t, k))
-            bar.set_postfix(uploaded=len(result.uploaded), on_hub=len(result.skipped), commits=len(result.commits),
-                            refresh=False)
-            bar.update(len(batch))
+            last = stale if i == len(batches) else None
+            _retry(lambda b=batch, t=title, s=last: _push_batch(api, result, b, t, s))
+            _count(bar, result, len(batch))
+
+
+def _count(bar: tqdm, result: PushResult, files: int) -> None:
+    """Advance the push bar by ``files`` files and show what was done so far."""
+    bar.set_postfix(uploaded=len(result.uploaded), on_hub=len(result.skipped), commits=len(result.commits),
+                    refresh=False)
+    bar.update(files)
 
 
 def _qualified(api: HfApi, repo_id: str) -> str:
@@ -220,19 +255,10 @@ def _qualified(api: HfApi, repo_id: str) -> str:
     return f"{namespace}/{repo_id}"
 
 
-def _ensure_repo(api: HfApi, repo_id: str, private: bool) -> None:
-    """Create the dataset repo unless it exists (checked first: creating needs rights that pushing may not)."""
-    try:
-        api.repo_info(repo_id, repo_type="dataset")
-    except RepositoryNotFoundError as err:
-        if err.response is not None and err.response.status_code != 404:
-            raise
-        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-
-
-def _push_batch(api: HfApi, result: PushResult, batch: list[LocalFile], title: str, keep: set[str] | None) -> None:
-    """Commit the files of ``batch`` the Hub does not already hold (and, with ``keep``, delete remote files not
-    in it); record what was done in ``result``.
+def _push_batch(api: HfApi, result: PushResult, batch: list[LocalFile], title: str,
+                stale: Callable[[list[str]], list[str]] | None) -> None:
+    """Commit the files of ``batch`` the Hub does not already hold (and, with ``stale``, delete the remote
+    files it lists); record what was done in ``result``.
 
     The remote state is read again on every attempt, so a retried batch whose commit did land is not repeated.
     """
@@ -242,19 +268,19 @@ def _push_batch(api: HfApi, result: PushResult, batch: list[LocalFile], title: s
     infos = api.get_paths_info(repo_id, paths, repo_type="dataset", revision=head) if paths else []
     remote = {e.path: e for e in infos}
     todo = [f for f in batch if not _same_content(f, remote.get(f.path_in_repo))]
-    stale = [] if keep is None else sorted(
-        e.path for e in api.list_repo_tree(repo_id, repo_type="dataset", revision=head, recursive=True)
-        if hasattr(e, "blob_id") and e.path not in keep)
+    deleted = [] if stale is None else stale(
+        [e.path for e in api.list_repo_tree(repo_id, repo_type="dataset", revision=head, recursive=True)
+         if hasattr(e, "blob_id")])
     ops: list[CommitOperationAdd | CommitOperationDelete] = [
         CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.path)) for f in todo]
-    ops += [CommitOperationDelete(path_in_repo=path) for path in stale]
+    ops += [CommitOperationDelete(path_in_repo=path) for path in deleted]
     if ops:
         info = api.create_commit(repo_id, ops, commit_message=title, repo_type="dataset", revision=branch,
                                  parent_commit=head)
         result.commits.append(info.oid)
     result.uploaded += [f.path_in_repo for f in todo]
     result.skipped += [f.path_in_repo for f in batch if f not in todo]
-    result.deleted += stale
+    result.deleted += deleted
 
 
 def _same_content(local: LocalFile, remote: object) -> bool:

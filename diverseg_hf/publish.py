@@ -35,6 +35,7 @@ from tqdm import tqdm
 from .card_entry import config_entry, config_figures, published_features
 from .cards import license_for, render_card
 from .errors import DiversegError, ParameterError
+from .files import check_output_dir
 from .sources import Record, Source, reopen_source
 from .storage import DatasetDir, ParquetShardWriter, ScoreTable, TarShardWriter, load_selection
 from .storage.dataset_dir import REGISTRY
@@ -125,13 +126,23 @@ def _records_in_order(source: Source, table: pa.Table) -> Iterator[tuple[int, Re
         raise DiversegError(f"source changed since scoring: {keys[expected]!r} is missing from it")
 
 
-def _check_arguments(name: str, formats: Sequence[str]) -> list[str]:
+def check_publish_arguments(name: str, formats: Sequence[str], shard_size: str | int,
+                            out: str | os.PathLike) -> tuple[list[str], int]:
+    """Check what :func:`publish` is given before any work; returns (formats, shard size in bytes).
+
+    Example:
+        >>> check_publish_arguments("my-subset", ["parquet"], "500MB", "/tmp/ds")
+        Traceback (most recent call last):
+        ...
+        diverseg_hf.errors.DiversegError: config name 'my-subset' must be letters, digits or _ (and not 'scores')
+    """
     formats = list(dict.fromkeys(formats))
     if not formats or any(f not in FORMATS for f in formats):
         raise ParameterError("formats", f"must be a comma-separated subset of {', '.join(FORMATS)}")
     if not _NAME.match(name) or name == "scores":
         raise DiversegError(f"config name {name!r} must be letters, digits or _ (and not 'scores')")
-    return formats
+    check_output_dir("out", out)
+    return formats, parse_size(shard_size)
 
 
 def _selection_source(source: str | Source | None, info: dict[str, Any]) -> Source:
@@ -245,8 +256,7 @@ def publish(
         ...
         diverseg_hf.errors.DiversegError: /no/sel is not a complete selection (no selection.json); run diverseg select
     """
-    formats = _check_arguments(name, formats)
-    limit = parse_size(shard_size)
+    formats, limit = check_publish_arguments(name, formats, shard_size, out)
     table, info = load_selection(selection)
     if table.num_rows == 0:
         raise DiversegError("the selection is empty: nothing to publish")

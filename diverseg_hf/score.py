@@ -29,6 +29,7 @@ from typing import Any
 from .engines.local import run_local
 from .engines.ray import DEFAULT_MAX_RETRIES, DEFAULT_ROWS_PER_BLOCK, DEFAULT_TIMEOUT_S, ray_engine
 from .errors import DiversegError, check_at_least
+from .files import check_output_dir
 from .scoring.specs import build_scorers, scorer_specs
 from .sources import DEFAULT_UNIT_SIZE, Source, open_source
 from .storage import ScoreTable, table_schema
@@ -91,10 +92,13 @@ def score(
     check_at_least("workers", workers)
     if limit is not None:
         check_at_least("limit", limit)
+    check_output_dir("out", out)
     specs = scorer_specs(list(scorers), scorer_options, {"device": device, "dtype": dtype,
                                                           "batch_size": batch_size})
     src = source if isinstance(source, Source) else open_source(
         source, unit_size=unit_size, config=hub_config, split=split)
+    if resume and not overwrite:
+        _check_same_commit(src, out)
     units = src.units(limit)
     if not units:
         raise DiversegError(f"source {src.spec} has no records")
@@ -129,6 +133,18 @@ def score(
     summary = ScoreSummary(out=Path(out), units_done_before=before, **totals)
     logger.info("score: %s", summary)
     return summary
+
+
+def _check_same_commit(src: Source, out: str | os.PathLike) -> None:
+    """Refuse to resume a table of a Hub source that has moved on since (saying how to finish it)."""
+    try:
+        recorded = ScoreTable.open(out).header.get("source", {})
+    except DiversegError:
+        return  # no table yet
+    old, new = recorded.get("revision"), src.options.get("revision")
+    if src.kind == "hub" == recorded.get("kind") and recorded.get("spec") == src.spec and old and new and old != new:
+        raise DiversegError(f"{src.spec} moved from commit {old} to {new} since {out} was started; pass "
+                            f"--revision {old} to finish on the recorded commit, or --overwrite to start afresh")
 
 
 def score_with_ray(

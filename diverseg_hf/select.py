@@ -1,17 +1,27 @@
 """Phase 2: score table -> selection, with column rules only (no image I/O), fast to re-run.
 
-Rules, applied in this order (a dropped row is counted under the first rule it fails):
+Every column says which way is better: lower for ``blockiness`` (:data:`LOWER_IS_BETTER`), higher
+for the others (the count columns ``sam_masks``, ``det_objects``). Rules, applied in this order (a
+dropped row is counted under the first rule it fails):
 
 1. ``error``: rows with an error (undecodable, undefined score, scorer failure) are never selected;
-2. ``nan:<col>``: rows with NaN/null in a column some rule uses;
-3. ``max_blockiness``: per-image ceiling, kept when ``blockiness <= max_blockiness``;
-4. ``theta:<col>``: kept when ``col >= theta`` (e.g. ``{"sam_masks": 100}``, the paper's theta);
-5. ``keep:<col>``: ``keep=FRACTION, by=COL`` picks theta = the k-th largest ``COL`` among rows still
-   in, with k = ceil(FRACTION x all rows of the table), and keeps ``COL >= theta``. Ties at theta
-   are all kept, so the kept count may exceed k; ``selection.json`` reports the actual fraction.
+2. ``duplicate_key``: every row of a key the table holds more than once (a Hub dataset repeating a
+   key across shards; other sources make keys unique) is dropped, so ``publish`` never meets one;
+   the count appears only when there is such a row;
+3. ``nan:<col>``: rows with NaN/null in a column some rule uses;
+4. ``max_blockiness``: per-image ceiling, kept when ``blockiness <= max_blockiness``;
+5. ``theta:<col>``: kept when ``col`` is at least as good as theta (``col >= theta``, or
+   ``col <= theta`` for a lower-is-better column), e.g. ``{"sam_masks": 100}``, the paper's theta;
+6. ``keep:<col>``: ``keep=FRACTION, by=COL`` picks theta = the k-th best ``COL`` among rows still
+   in, with k = ceil(FRACTION x all rows of the table), and keeps rows at least as good. Ties at
+   theta are all kept, so the kept count may exceed k (and too few eligible rows may leave it
+   below): then a warning is logged, and ``selection.json`` records under ``keep`` the target and
+   what was actually kept.
 
-An optional dataset-level quality gate (``min_quality``) estimates the source's JPEG quality from
-its blockiness values (:func:`diverseg_hf.quality.estimate_quality`) and refuses (or warns) below it.
+Thresholds must be finite numbers. An optional dataset-level quality gate (``min_quality``)
+estimates the source's JPEG quality from its blockiness values
+(:func:`diverseg_hf.quality.estimate_quality`) and refuses (or warns) below it; its basis is
+loaded by :func:`check_select_arguments` before anything else, so a missing basis fails early.
 
 Example:
     >>> import numpy as np, pyarrow as pa
@@ -19,12 +29,15 @@ Example:
     >>> mask, theta = keep_fraction(t, "v", 0.5, np.array([True, True, True, False]))
     >>> mask.tolist(), theta
     ([True, False, True, False], 3)
+    >>> keep_fraction(t, "v", 0.25, np.array([True, True, True, False]), lower_is_better=True)[0].tolist()
+    [False, True, False, False]
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +52,9 @@ from .storage import ScoreTable, write_selection
 from .version import __version__
 
 logger = logging.getLogger(__name__)
+
+#: Score columns where a lower value is better; every other column is better higher.
+LOWER_IS_BETTER = frozenset({"blockiness"})
 
 @dataclass
 class SelectionResult:
@@ -71,10 +87,12 @@ def _values(table: pa.Table, column: str) -> np.ndarray:
     return col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
 
 
-def keep_fraction(table: pa.Table, by: str, fraction: float, eligible: np.ndarray) -> tuple[np.ndarray, Any]:
-    """Mask keeping ``by >= theta`` where theta keeps ``ceil(fraction x rows)`` rows (ties all kept).
+def keep_fraction(table: pa.Table, by: str, fraction: float, eligible: np.ndarray,
+                  lower_is_better: bool = False) -> tuple[np.ndarray, Any]:
+    """Mask keeping rows at least as good as theta, where theta keeps ``ceil(fraction x rows)`` rows (ties all kept).
 
-    Returns ``(mask, theta)``; theta is None when nothing is eligible.
+    Better is higher ``by`` unless ``lower_is_better``. Returns ``(mask, theta)``; theta is None
+    when nothing is eligible.
     """
     _check_fraction(fraction)
     raw = table.column(by).to_numpy(zero_copy_only=False)
@@ -82,10 +100,11 @@ def keep_fraction(table: pa.Table, by: str, fraction: float, eligible: np.ndarra
     if values.size == 0:
         return np.zeros(len(raw), bool), None
     k = min(values.size, max(1, math.ceil(fraction * table.num_rows)))
-    theta = np.partition(values, values.size - k)[values.size - k].item()
+    index = k - 1 if lower_is_better else values.size - k
+    theta = np.partition(values, index)[index].item()
     if pa.types.is_integer(table.column(by).type):
         theta = int(theta)
-    return eligible & (raw >= theta), theta
+    return eligible & ((raw <= theta) if lower_is_better else (raw >= theta)), theta
 
 
 def _quality(table: pa.Table, basis: Any) -> dict[str, Any]:
@@ -99,15 +118,53 @@ def _quality(table: pa.Table, basis: Any) -> dict[str, Any]:
     return estimate_quality(values[ok], load_basis(basis)).to_dict()
 
 
+def _estimate_if_possible(table: pa.Table) -> dict[str, Any] | None:
+    """The source quality estimate with the default basis, or None (logged) when the values allow none."""
+    try:
+        return _quality(table, None)
+    except (DiversegError, ValueError, np.linalg.LinAlgError) as exc:
+        logger.warning("no source quality estimate: %s", exc)
+        return None
+
+
 def _check_fraction(fraction: float) -> None:
     if not 0 < fraction <= 1:  # NaN fails too
         raise ParameterError("keep", f"must be in (0, 1], got {fraction}")
 
 
-def _check_rules(thetas: dict[str, float], keep: float | None, by: str | None, on_low_quality: str) -> str | None:
-    """Validate the rule arguments before any table is read; returns the ``--keep`` column."""
+def _finite(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and math.isfinite(value)
+
+
+def _check_finite(param: str, value: float | None) -> None:
+    if value is not None and not _finite(value):
+        raise ParameterError(param, f"must be a finite number, got {value}")
+
+
+def check_select_arguments(max_blockiness: float | None = None, thetas: dict[str, float] | None = None,
+                           keep: float | None = None, by: str | None = None, min_quality: float | None = None,
+                           basis: Any = None, on_low_quality: str = "error") -> str | None:
+    """Check :func:`select`'s rule arguments before any work (the basis is loaded when the quality is
+    asked for); returns the ``keep`` column. :func:`diverseg_hf.curate.curate` calls it before scoring.
+
+    Example:
+        >>> check_select_arguments(max_blockiness=float("nan"))
+        Traceback (most recent call last):
+        ...
+        diverseg_hf.errors.ParameterError: max_blockiness must be a finite number, got nan
+    """
+    thetas = thetas or {}
     if on_low_quality not in ("error", "warn"):
         raise ParameterError("on_low_quality", "must be 'error' or 'warn'")
+    _check_finite("max_blockiness", max_blockiness)
+    _check_finite("min_quality", min_quality)
+    for col, theta in thetas.items():
+        if not _finite(theta):
+            raise ParameterError("theta", f"{col}={theta} is not a finite number")
+    if min_quality is not None or basis is not None:
+        from .basis import load_basis
+
+        load_basis(basis)
     if keep is None:
         if by is not None:
             raise ParameterError("by", "is only used with keep")
@@ -121,18 +178,45 @@ def _check_rules(thetas: dict[str, float], keep: float | None, by: str | None, o
     return by
 
 
+def _duplicate_keys(table: pa.Table) -> np.ndarray:
+    """True for every row whose key the table holds more than once."""
+    keys = table.column("key")
+    counts = pc.value_counts(keys)
+    repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    return pc.is_in(keys, value_set=repeated).to_numpy(zero_copy_only=False)
+
+
 def _rule_masks(table: pa.Table, max_blockiness: float | None, thetas: dict[str, float],
                 by: str | None) -> list[tuple[str, np.ndarray]]:
-    """(rule name, rows passing it) in the order rules apply: error, NaN, ceiling, thetas."""
+    """(rule name, rows passing it) in the order rules apply: error, duplicate keys, NaN, ceiling, thetas."""
     rules = [("error", pc.is_null(table.column("error")).to_numpy(zero_copy_only=False))]
+    duplicated = _duplicate_keys(table)
+    if duplicated.any():
+        rules.append(("duplicate_key", ~duplicated))
     used = (["blockiness"] if max_blockiness is not None else []) + list(thetas) + ([by] if by else [])
     values = {col: _values(table, col) for col in dict.fromkeys(used)}
     rules.extend((f"nan:{col}", ~np.isnan(vals)) for col, vals in values.items())
     with np.errstate(invalid="ignore"):
         if max_blockiness is not None:
             rules.append(("max_blockiness", values["blockiness"] <= max_blockiness))
-        rules.extend((f"theta:{col}", values[col] >= theta) for col, theta in thetas.items())
+        rules.extend((f"theta:{col}", (values[col] <= theta) if col in LOWER_IS_BETTER else (values[col] >= theta))
+                     for col, theta in thetas.items())
     return rules
+
+
+def _keep_rule(table: pa.Table, by: str, keep: float, kept: np.ndarray) -> tuple[np.ndarray, Any, dict[str, Any]]:
+    """The ``keep`` rule's mask and theta, and what it kept against its target (warned when they differ)."""
+    mask, theta = keep_fraction(table, by, keep, kept, lower_is_better=by in LOWER_IS_BETTER)
+    target = max(1, math.ceil(keep * table.num_rows))
+    got = int(mask.sum())
+    report = {"fraction": keep, "by": by, "better": "lower" if by in LOWER_IS_BETTER else "higher",
+              "target_rows": target, "kept_rows": got, "theta": theta, "reached": got == target}
+    if got != target:
+        why = (f"ties at theta={theta} keep {got}" if got > target
+               else f"only {got} rows are eligible")
+        logger.warning("--keep %s by %s asked for %d of %d rows, but %s (%.2f%%)", keep, by, target,
+                       table.num_rows, why, 100 * got / max(table.num_rows, 1))
+    return mask, theta, report
 
 
 def _gate(table: pa.Table, basis: Any, min_quality: float | None, on_low_quality: str) -> dict[str, Any]:
@@ -159,6 +243,7 @@ def select(
     min_quality: float | None = None,
     basis: Any = None,
     on_low_quality: str = "error",
+    estimate: bool = False,
 ) -> SelectionResult:
     """Apply the rules to the score table at ``scores_dir``; write the selection folder ``out``.
 
@@ -166,7 +251,8 @@ def select(
     ``min_quality`` (e.g. 0.9) gates on the source's estimated JPEG quality (``basis`` as
     :func:`diverseg_hf.basis.load_basis` takes it; None = the default DF2K basis);
     ``on_low_quality`` is ``"error"`` (refuse) or ``"warn"``. Passing ``basis`` alone records the
-    estimate without gating.
+    estimate without gating; so does ``estimate=True`` with the default basis, where a table whose
+    blockiness values cannot be estimated from (none, or all equal) records no estimate and warns.
 
     Example:
         >>> select("/no/such", "/tmp/sel")
@@ -175,7 +261,7 @@ def select(
         diverseg_hf.errors.DiversegError: /no/such is not a score table (no scores.json); run diverseg score first
     """
     thetas = dict(thetas or {})
-    by = _check_rules(thetas, keep, by, on_low_quality)
+    by = check_select_arguments(max_blockiness, thetas, keep, by, min_quality, basis, on_low_quality)
     store = ScoreTable.open(scores_dir)
     table = store.read()
     n = table.num_rows
@@ -186,8 +272,9 @@ def select(
         dropped[name] = int(np.count_nonzero(kept & ~ok))
         kept &= ok
     used_thetas: dict[str, Any] = dict(thetas)
+    keep_report = None
     if keep is not None and by is not None:
-        mask, theta = keep_fraction(table, by, keep, kept)
+        mask, theta, keep_report = _keep_rule(table, by, keep, kept)
         dropped[f"keep:{by}"] = int(np.count_nonzero(kept & ~mask))
         kept = mask
         used_thetas[by] = theta
@@ -195,6 +282,8 @@ def select(
     quality = None
     if min_quality is not None or basis is not None:
         quality = _gate(table, basis, min_quality, on_low_quality)
+    elif estimate and "blockiness" in table.column_names:
+        quality = _estimate_if_possible(table)
 
     result = SelectionResult(Path(out), n, int(kept.sum()), dropped, used_thetas, quality)
     info = {
@@ -210,6 +299,8 @@ def select(
                    "dropped": dropped},
         "quality": quality,
     }
+    if keep_report is not None:
+        info["keep"] = keep_report
     write_selection(out, table.filter(pa.array(kept)).drop_columns(["error"]), info)
     logger.info("select: %s", result)
     return result

@@ -102,7 +102,8 @@ class Rule:
 
     ``skip`` matching requests are served first; then ``times`` are refused. With ``hold`` set, a refused
     request first waits until ``release()`` (``arrived`` is set when it comes in). With ``after`` set, the
-    request is served but its answer is replaced by the failure (a commit that lands, its reply lost).
+    request is served but its answer is replaced by the failure (a commit that lands, its reply lost). With
+    ``echo_auth`` set, the error body echoes the request's ``Authorization`` header (as careless servers do).
     """
 
     method: str
@@ -112,6 +113,7 @@ class Rule:
     skip: int = 0
     hold: bool = False
     after: bool = False
+    echo_auth: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     arrived: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
@@ -171,8 +173,8 @@ class HubServer:
 
     # ----- test helpers
     def fail(self, method: str, fragment: str, status: int = 503, times: int = 1, skip: int = 0,
-             after: bool = False, headers: dict[str, str] | None = None) -> Rule:
-        rule = Rule(method, fragment, status, times, skip, after=after, headers=headers or {})
+             after: bool = False, headers: dict[str, str] | None = None, echo_auth: bool = False) -> Rule:
+        rule = Rule(method, fragment, status, times, skip, after=after, headers=headers or {}, echo_auth=echo_auth)
         self.rules.append(rule)
         return rule
 
@@ -332,7 +334,8 @@ class _Handler(BaseHTTPRequestHandler):
             if rule.hold:
                 rule.arrived.set()
                 rule.released.wait(60)
-            raise HubError(rule.status, "injected failure", headers=rule.headers)
+            echo = f" (request had Authorization: {self.headers.get('Authorization')})" if rule.echo_auth else ""
+            raise HubError(rule.status, "injected failure" + echo, headers=rule.headers)
 
     def _token_role(self) -> str | None:
         auth = self.headers.get("Authorization", "")

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 from conftest import SHARED_IMAGES, needs_shared_images
-from image_zoo import INVALID, VALID, textured, write_zoo, zoo_bytes
+from image_zoo import DAMAGED, INVALID, VALID, textured, write_zoo, zoo_bytes
 from PIL import Image
 
 from diverseg_hf import blockiness, blockiness_batch, score_image
@@ -143,7 +143,7 @@ def test_all_input_kinds_agree(tmp_path):
     assert len(set(values)) == 1 and math.isfinite(values[0])
 
 
-@pytest.mark.parametrize("case", sorted(INVALID))
+@pytest.mark.parametrize("case", sorted(INVALID | DAMAGED))
 def test_invalid_files_raise_image_error_and_batch_records_them(case):
     data = zoo_bytes()[case]
     with pytest.raises(ImageError):
@@ -181,3 +181,11 @@ def test_batch_never_dies_and_keeps_order(tmp_path):
             assert a.error
     defined = {c for c, r in zip(sorted(paths), serial) if r.ok}
     assert defined == set(VALID) - {"tiny_1px", "flat_png"}
+
+
+@pytest.mark.parametrize("workers", [0, -1])
+def test_workers_below_one_is_a_parameter_error(workers):
+    from diverseg_hf.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=r"^workers must be at least 1"):
+        list(iter_blockiness([b""], workers=workers))

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from image_zoo import INVALID, VALID, write_zoo
+from image_zoo import DAMAGED, INVALID, MORE_VALID, VALID, write_zoo
 
 from diverseg_hf import blockiness
 from diverseg_hf.cli import main
@@ -72,3 +72,35 @@ def test_console_entry_point_runs(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert float(result.stdout.split("\t")[1]) == pytest.approx(blockiness(paths["rgb_png"]), rel=1e-15)
+
+
+def test_workers_below_one_is_misuse_named_by_its_flag(tmp_path, capsys):
+    assert main(["blockiness", str(tmp_path / "missing"), "--workers", "0"]) == 2  # checked before any work
+    assert capsys.readouterr().err.strip() == "diverseg blockiness: error: --workers must be at least 1, got 0"
+
+
+def test_cli_output_is_the_library_tsv(tmp_path, capsys):
+    from diverseg_hf.blockiness import write_blockiness_tsv
+
+    write_zoo(tmp_path / "zoo")
+    main(["blockiness", str(tmp_path / "zoo"), "-o", str(tmp_path / "cli.tsv")])
+    summary = write_blockiness_tsv([tmp_path / "zoo"], tmp_path / "lib.tsv")
+    assert (tmp_path / "cli.tsv").read_bytes() == (tmp_path / "lib.tsv").read_bytes()
+    assert f"blockiness: {summary}" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.tsv", "lib.tsv", "zoo"]  # no temporary left
+
+
+def test_extended_zoo_damage_is_nan_with_reason_and_nothing_lost(tmp_path, capsys):
+    paths = write_zoo(tmp_path / "zoo", extended=True)
+    assert main(["blockiness", str(tmp_path / "zoo"), "--workers", "2"]) == 0
+    out, err = capsys.readouterr()
+    values = parse_tsv(out)
+    assert set(values) == {str(p) for p in paths.values()}
+    reasons = dict(line.split(": ", 1) for line in err.splitlines() if line.startswith(str(tmp_path)))
+    for case in DAMAGED:
+        assert math.isnan(values[str(paths[case])])
+        assert reasons[str(paths[case])].split(":")[0] in ("corrupt", "truncated")
+    for case in MORE_VALID:
+        assert values[str(paths[case])] == blockiness(paths[case])
+    n_errors = len(INVALID) + len(DAMAGED)
+    assert f"{len(VALID) + len(MORE_VALID) - 2} scored, 2 undefined, {n_errors} errors" in err

@@ -35,7 +35,10 @@ def test_curate_mixed_folder(tmp_path, capsys):
     manifest = json.loads((work / "scores" / "scores.json").read_text())
     assert manifest["complete"] and manifest["totals"]["rows"] == len(files)
     assert manifest["totals"]["errors"] == len(INVALID)
-    selection, _ = load_selection(work / "selection")
+    selection, info = load_selection(work / "selection")
+    # blockiness was scored: the quality estimate (packaged basis; values >= 300 left out) is recorded, printed
+    assert 0.5 <= info["quality"]["quality"] <= 1 and 0 < info["quality"]["n"] <= manifest["totals"]["scored"]
+    assert f"quality: estimated JPEG quality of the source {info['quality']['quality']:.1%}" in err
     ds = datasets.load_dataset(str(tmp_path / "ds"), split="train")  # the default config
     assert ds["key"][:] == selection.column("key").to_pylist()
     raw = ds.cast_column("image", datasets.Image(decode=False))
@@ -52,7 +55,7 @@ def test_curate_mixed_folder(tmp_path, capsys):
 def test_three_commands_chain(tmp_path, capsys):
     write_files(tmp_path / "src", good_images(6))
     assert run(["score", tmp_path / "src", "--out", tmp_path / "scores", "--workers", "1"], capsys)[0] == 0
-    code, err = run(["select", tmp_path / "scores", "--out", tmp_path / "sel", "--theta", "blockiness=0",
+    code, err = run(["select", tmp_path / "scores", "--out", tmp_path / "sel", "--theta", "blockiness=1000",
                      "--max-blockiness", "50"], capsys)
     assert code == 0 and "kept" in err
     code, err = run(["publish", tmp_path / "sel", "--out", tmp_path / "ds", "--name", "P", "--shard-size", "5KB"],

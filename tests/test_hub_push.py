@@ -140,15 +140,22 @@ def test_retry_after_is_honoured(hub_env, folder, monkeypatch) -> None:
     assert waits == [7.0]
 
 
-def test_prune_deletes_stale_files_in_the_card_commit(hub_env, folder) -> None:
+def test_stale_shards_of_a_config_go_in_the_card_commit_prune_deletes_the_rest(hub_env, folder) -> None:
+    (folder / "notes.txt").write_text("notes")
     push_folder(folder, REPO)
     shards = folder / "data" / "B"
     (shards / "train-00000-of-00001.parquet").rename(shards / "train-00000-of-00002.parquet")
     write_parquet_config(folder, "B", image_bytes(8, 1)).rename(shards / "train-00001-of-00002.parquet")
-    kept = push_folder(folder, REPO)
-    assert kept.deleted == [] and "data/B/train-00000-of-00001.parquet" in hub_env.files(REPO)
+    (folder / "notes.txt").unlink()
+    n_commits = len(hub_env.commits(REPO))
+    kept = push_folder(folder, REPO, max_files_per_commit=1)
+    # The card reads data/B/*.parquet: the old shard would be served beside the new ones, so it goes, in the
+    # same commit as the new shards; notes.txt is read by no config and stays without prune.
+    assert kept.deleted == ["data/B/train-00000-of-00001.parquet"] and len(kept.commits) == 1
+    assert len(hub_env.commits(REPO)) == n_commits + 1
+    assert "notes.txt" in hub_env.files(REPO)
     pruned = push_folder(folder, REPO, prune=True)
-    assert pruned.deleted == ["data/B/train-00000-of-00001.parquet"] and pruned.uploaded == []
+    assert pruned.deleted == ["notes.txt"] and pruned.uploaded == []
     assert remote_data(hub_env) == local_files(folder)
     assert ".gitattributes" in hub_env.files(REPO)
 

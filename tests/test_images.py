@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 from conftest import SHARED_IMAGES
-from image_zoo import INVALID, VALID, write_zoo, zoo_bytes
+from image_zoo import DAMAGED, INVALID, MORE_VALID, VALID, write_zoo, zoo_bytes
 from PIL import Image
 
 from diverseg_hf.errors import ImageError
@@ -39,7 +39,7 @@ def test_rgb_to_gray_matches_opencv_on_every_colour():
     assert np.array_equal(rgb_to_gray(rgb), cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
 
 
-@pytest.mark.parametrize("case", sorted(VALID))
+@pytest.mark.parametrize("case", sorted(VALID | MORE_VALID))
 def test_valid_zoo_images_decode_like_opencv_imread(case):
     cv2 = pytest.importorskip("cv2", reason="opencv-python-headless (dev extra) cross-checks the decode path")
     data = zoo_bytes()[case]
@@ -78,7 +78,7 @@ def test_alpha_is_dropped_not_composited():
     assert decode_rgb(Image.fromarray(rgba, "RGBA"))[0, 0].tolist() == [200, 0, 0]
 
 
-@pytest.mark.parametrize("case", sorted(INVALID))
+@pytest.mark.parametrize("case", sorted(INVALID | DAMAGED))
 def test_invalid_inputs_raise(case):
     with pytest.raises(ImageError) as info:
         decode_rgb(zoo_bytes()[case])

@@ -139,6 +139,23 @@ def test_bad_arguments(tmp_path):
     assert not (tmp_path / "scores").exists()
 
 
+def test_checks_before_work_output_file_and_missing_extras(tmp_path, monkeypatch):
+    import sys
+
+    from diverseg_hf.errors import MissingExtraError, ParameterError
+
+    write_files(tmp_path / "src", good_images(2))
+    (tmp_path / "file").write_text("x")
+    for out in (tmp_path / "file", tmp_path / "file" / "scores"):
+        with pytest.raises(ParameterError, match="cannot be a folder"):
+            score(str(tmp_path / "src"), out, progress=False)
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if the [sam] and [detect] extras were absent
+    for name in ("sam", "detect"):
+        with pytest.raises(MissingExtraError, match=rf'pip install "diverseg-hf\[{name}\]"'):
+            score(str(tmp_path / "src"), tmp_path / "scores", scorers=["blockiness", name], progress=False)
+    assert not (tmp_path / "scores").exists() and (tmp_path / "file").read_text() == "x"
+
+
 def test_scorer_specs_pass_only_accepted_options():
     specs = scorer_specs(["blockiness"], common={"device": "cuda", "batch_size": 4})
     assert specs == [("blockiness", {})]

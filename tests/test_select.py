@@ -130,3 +130,49 @@ def test_quality_gate(tmp_path):
     assert info["quality"]["passed"] is False and info["quality"]["min_quality"] == 0.9
     ok = select(tmp_path / "scores", tmp_path / "sel2", min_quality=0.5, basis=str(BASIS))
     assert ok.quality["passed"] is True
+
+
+def test_keep_by_a_lower_is_better_column_keeps_the_lowest(scores, tmp_path):
+    """--keep F --by blockiness keeps the least blocky fraction; a theta on it is a ceiling."""
+    rows = ScoreTable.open(scores).read().to_pylist()
+    result = select(scores, tmp_path / "sel", keep=0.25, by="blockiness")
+    ok = sorted(r["blockiness"] for r in rows if r["error"] is None and not math.isnan(r["blockiness"]))
+    k = math.ceil(0.25 * len(rows))
+    theta = ok[k - 1]
+    assert result.thetas == {"blockiness": theta}
+    table, info = load_selection(tmp_path / "sel")
+    assert table.column("key").to_pylist() == reference(rows, max_blockiness=theta)
+    assert max(table.column("blockiness").to_pylist()) == theta <= np.median(ok)
+    assert info["keep"]["better"] == "lower" and info["keep"]["kept_rows"] == result.kept == k
+    same = select(scores, tmp_path / "sel2", thetas={"blockiness": theta})
+    assert load_selection(tmp_path / "sel2")[0].column("key").to_pylist() == table.column("key").to_pylist()
+    assert same.dropped["theta:blockiness"] == len(ok) - k
+    counts = select(scores, tmp_path / "sel3", keep=0.25, by="sam_masks")
+    kept = load_selection(tmp_path / "sel3")[0].column("sam_masks").to_pylist()
+    assert min(kept) == counts.thetas["sam_masks"]  # counts: the highest are kept
+
+
+def test_keys_the_table_repeats_are_all_dropped(tmp_path):
+    synthetic_scores(tmp_path / "scores", 60, units=2)
+    store = ScoreTable.open(tmp_path / "scores")
+    path = store.unit_path(store.units[1]["id"])
+    unit = pq.read_table(path)
+    keys = unit.column("key").to_pylist()
+    keys[:3] = ["k0000000", "k0000001", keys[5]]  # two keys of the first unit, one repeated within this one
+    pq.write_table(unit.set_column(0, "key", pa.array(keys)), path)
+    rows = ScoreTable.open(tmp_path / "scores").read().to_pylist()
+    repeated = {k for k in (r["key"] for r in rows) if sum(r2["key"] == k for r2 in rows) > 1}
+    result = select(tmp_path / "scores", tmp_path / "sel")
+    kept = load_selection(tmp_path / "sel")[0].column("key").to_pylist()
+    assert len(set(kept)) == len(kept) and not repeated & set(kept)
+    assert result.dropped["duplicate_key"] == sum(r["key"] in repeated and r["error"] is None for r in rows) > 0
+    clean = synthetic_scores(tmp_path / "clean", 60, units=2) or select(tmp_path / "clean", tmp_path / "sel2")
+    assert "duplicate_key" not in clean.dropped  # the rule shows only where it dropped something
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_thresholds_are_refused(scores, tmp_path, bad):
+    for kwargs in ({"max_blockiness": bad}, {"thetas": {"sam_masks": bad}}, {"min_quality": bad}):
+        with pytest.raises(DiversegError, match="finite number"):
+            select(scores, tmp_path / "s", **kwargs)
+    assert not (tmp_path / "s").exists()

@@ -151,6 +151,21 @@ def test_hub_source_from_local_dataset_folder(tmp_path):
     assert [r.key for r in all_records(reopened)] == [r.key for r in all_records(with_ids)]
 
 
+def test_hub_key_column_found_by_itself_and_repeats_marked(tmp_path):
+    import datasets
+
+    data = list(good_images(4).values())
+    ds = datasets.Dataset.from_dict(
+        {"image": [{"bytes": d, "path": None} for d in data], "__key__": ["x", "y.z", "x", "/abs"]},
+        features=datasets.Features({"image": datasets.Image(), "__key__": datasets.Value("string")}))
+    (tmp_path / "data").mkdir()
+    ds.to_parquet(tmp_path / "data" / "train-00000-of-00001.parquet")
+    src = open_source(str(tmp_path), kind="hub")
+    assert src.describe()["key_column"] == "__key__"
+    assert [r.key for r in all_records(src)] == ["x", "y%2Ez", "x%232", "abs"]
+    assert [r.key for r in all_records(reopen_source(src.describe()))] == ["x", "y%2Ez", "x%232", "abs"]
+
+
 def test_errors_are_one_line(tmp_path):
     with pytest.raises(DiversegError, match="no such file or folder"):
         open_source(str(tmp_path / "missing"))
@@ -189,3 +204,70 @@ def test_source_errors_reach_the_score_table(tmp_path):
     rows, images = prepare_records(records, [create_scorer("blockiness")])
     assert images == [None]
     assert rows[0]["error"].startswith("unreadable:") and rows[0]["blockiness"] is None
+
+
+# ----------------------------------------------------------------------------- Hub sources, pinned
+
+pytest_plugins = ["conftest_hub"]  # the hub / hub_env fixtures
+
+PIN_CLIENT = """
+import contextlib, io
+from diverseg_hf.cli import main
+from diverseg_hf.sources import open_source
+from diverseg_hf.storage import DatasetDir, iter_parquet_rows
+
+def cli(*argv):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return [code, err.getvalue().strip().splitlines()]
+
+def opened(repo):
+    src = open_source(repo)
+    return src.describe()["revision"], [[r.key, digest(r.data)] for u in src.units() for r in u.records()]
+"""
+
+
+def test_hub_source_is_pinned_to_the_commit_it_resolved(hub_env, tmp_path):
+    """Score records the commit; after the dataset moves on, a resume refuses (naming the commit), finishes
+    with --revision, and publish re-reads the recorded commit; a ``key`` column is the key by itself."""
+    from conftest_hub import WRITE_TOKEN, client_env, run_client, sha, write_parquet_config
+    from huggingface_hub import HfApi
+
+    from diverseg_hf.hub import push_folder
+
+    repo, root = "tester/pinned", tmp_path / "ds"
+    api = HfApi(endpoint=hub_env.url, token=WRITE_TOKEN)
+    v1 = {f"one-{i}": data for i, data in enumerate(good_images(4, seed=1).values())}
+    v2 = {f"two-{i}": data for i, data in enumerate(good_images(3, seed=2).values())}
+    write_parquet_config(root, None, v1)
+    push_folder(root, repo)
+    first = api.dataset_info(repo).sha
+    env = client_env(hub_env.url, tmp_path / "client_home", WRITE_TOKEN)
+    out = {name: str(tmp_path / name) for name in ("scores", "sel", "pub")}
+    got = run_client(PIN_CLIENT + f"""
+print(json.dumps([opened({repo!r}), cli("score", {repo!r}, "--out", {out['scores']!r})]))
+""", env)
+    (revision, rows), (code, _) = got
+    assert revision == first and code == 0
+    assert rows == [[k, sha(v)] for k, v in v1.items()]  # keyed by the `key` column without being told
+
+    write_parquet_config(root, None, v2)
+    push_folder(root, repo)
+    second = api.dataset_info(repo).sha
+    assert second != first
+    moved, finished, selected, published, pub_rows, now = run_client(PIN_CLIENT + f"""
+moved = cli("score", {repo!r}, "--out", {out['scores']!r})
+finished = cli("score", {repo!r}, "--revision", {first!r}, "--out", {out['scores']!r})
+selected = cli("select", {out['scores']!r}, "--out", {out['sel']!r})
+published = cli("publish", {out['sel']!r}, "--out", {out['pub']!r}, "--name", "mine")
+shards = DatasetDir({out['pub']!r}).parquet_shards("mine", missing_ok=True)
+pub = [[r["key"], digest(r["image"]["bytes"])] for p in shards for r in iter_parquet_rows(p, ["key", "image"])]
+print(json.dumps([moved, finished, selected, published, pub, opened({repo!r})]))
+""", env)
+    assert moved[0] == 2 and len(moved[1]) == 1
+    assert moved[1][0].startswith("diverseg score: error: tester/pinned moved from commit " + first)
+    assert f"--revision {first}" in moved[1][0]
+    assert finished[0] == 0 and selected[0] == 0 and published[0] == 0, (finished, selected, published)
+    assert sorted(pub_rows) == sorted([k, sha(v)] for k, v in v1.items())  # the recorded commit, not v2
+    assert now == [second, [[k, sha(v)] for k, v in v2.items()]]

@@ -6,10 +6,12 @@ import math
 
 import numpy as np
 import pytest
+from conftest import SHARED_IMAGES, needs_shared_images
+from PIL import Image
 
 from diverseg_hf.errors import DiversegError
 from diverseg_hf.sr import imresize
-from diverseg_hf.sr.imresize import output_size, resize_weights
+from diverseg_hf.sr.imresize import imresize_window, output_size, resize_weights
 
 # Interior weights derived by hand from Keys' kernel (a = -0.5) at the half-integer distances of a
 # 1/2 (kernel stretched x2, scaled by 1/2) and 1/4 (x4, 1/4) reduction; they already sum to 1.
@@ -196,3 +198,33 @@ def test_misuse_raises():
         imresize(np.zeros((4,), np.uint8), 0.5)
     with pytest.raises(DiversegError, match="numpy array or a torch tensor"):
         imresize([[1, 2]], 0.5)
+
+
+def _windows_match(torch, image, scale, rng, count):
+    full = imresize(image, scale)
+    chw = torch.from_numpy(np.ascontiguousarray(np.moveaxis(image, -1, 0)))
+    for _ in range(count):
+        h, w = int(rng.integers(1, full.shape[0] + 1)), int(rng.integers(1, full.shape[1] + 1))
+        top, left = int(rng.integers(full.shape[0] - h + 1)), int(rng.integers(full.shape[1] - w + 1))
+        got = imresize_window(chw, scale, top, left, h, w).numpy()
+        np.testing.assert_array_equal(np.moveaxis(got, 0, -1), full[top : top + h, left : left + w])
+
+
+@pytest.mark.parametrize("scale", [1 / 2, 1 / 3, 1 / 4, 2.0])
+def test_window_equals_the_window_of_the_full_resize(scale):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(int(1 / scale * 10))
+    for shape in [(37, 53, 3), (64, 48, 3), (13, 90, 3)]:
+        _windows_match(torch, rng.integers(0, 256, shape, dtype=np.uint8), scale, rng, 12)
+
+
+@needs_shared_images
+def test_window_on_real_images():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    for name in ("baby", "butterfly", "comic"):
+        hr = np.asarray(Image.open(SHARED_IMAGES / f"{name}.png").convert("RGB"))
+        for s in (2, 3, 4):
+            _windows_match(torch, hr[: hr.shape[0] // s * s, : hr.shape[1] // s * s], 1 / s, rng, 6)
+    with pytest.raises(DiversegError, match="outside the output"):
+        imresize_window(torch.zeros(3, 8, 8, dtype=torch.uint8), 0.5, 3, 0, 2, 2)

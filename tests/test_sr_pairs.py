@@ -254,3 +254,41 @@ def test_misuse(published):
         SRPairs(datasets.Dataset.from_dict({"key": ["a"]}))
     with pytest.raises(DiversegError, match="no 'train' split"):
         SRPairs(datasets.DatasetDict({"test": datasets.Dataset.from_dict({"image": [b""]})}))
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_lr_from_image_is_the_div2k_convention(published, augment):
+    """LR cut from imresize(modcrop(image)) at the patch's place; equal to LR-from-patch but for 2 LR pixels."""
+    _, raw = published
+    s = 2  # LR patches of 8x8: an inner 4x4 away from the 2-pixel border
+    kw = {"augment": augment, "pairs_per_image": 2, "shuffle_buffer": 1, "scale": s}
+    image = list(make(published, "parquet", lr_from="image", output_names=("lq", "gt"), **kw))
+    patch = list(make(published, "parquet", **kw))
+    assert len(image) == len(patch) == 2 * N_VALID
+    differs = 0
+    for a, b in zip(image, patch):
+        assert set(a) == {"key", "lq", "gt", "pos"} and a["key"] == b["key"]
+        assert torch.equal(a["gt"], b["hr"])  # same crop and augmentation
+        src = decode_rgb(raw[a["key"]])
+        full = imresize(src[: src.shape[0] // s * s, : src.shape[1] // s * s], 1 / s)
+        lq = np.round(a["lq"].numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+        n = PATCH // s
+        windows = [full[t : t + n, left : left + n] for t in range(full.shape[0] - n + 1)
+                   for left in range(full.shape[1] - n + 1)]
+        variants = [v for w in windows for v in (_dihedral(w) if augment else [w])]
+        assert any((v == lq).all() for v in variants), a["key"]
+        inner = (slice(None), slice(2, -2), slice(2, -2))
+        assert a["lq"][inner].numel() == 3 * 4 * 4
+        gap = (a["lq"][inner] - b["lr"][inner]).abs().max().item() * 255
+        # inside the border: equal, but for quarter turns, where "patch" resizes the turned patch rows-first
+        # (columns-first for the image) and MATLAB's rounding between the passes moves a level at most
+        assert gap < 1e-3 if not augment else gap < 1 + 1e-3
+        differs += not torch.equal(a["lq"], b["lr"])
+    assert differs > N_VALID  # and on textured images it does
+
+
+def test_lr_from_and_names_are_checked(published):
+    with pytest.raises(DiversegError, match="lr_from"):
+        make(published, "map", lr_from="whole")
+    with pytest.raises(DiversegError, match="output_names"):
+        make(published, "map", output_names=("lq", "pos"))

@@ -72,3 +72,28 @@ def test_train_example_resumes(folders, tmp_path):
     assert saved["pairs"]["workers"]["0"]["cursor"] == 4  # 2 steps x 2 pairs consumed
     second = example.main([*base, "--steps", "5", "--resume", str(tmp_path / "run.pt")])
     assert second["steps"] == 5
+
+
+def test_train_example_on_an_export_folder(folders, tmp_path, capsys):
+    from diverseg_hf.export import export_basicsr
+
+    data, eval_dir = folders
+    export_basicsr(data, "I", tmp_path / "export", (4,), subimages=(24, 12))
+    example = load_example()
+    result = example.main(["--data", str(tmp_path / "export"), "--format", "basicsr", "--lr-from", "image",
+                           "--eval-dir", str(eval_dir), "--steps", "3", "--batch-size", "2", "--patch-size", "16",
+                           "--workers", "0", "--device", "cpu", "--quiet"])
+    assert result["steps"] == 3 and math.isfinite(result["psnr"])
+    assert "bicubic  " in capsys.readouterr().out
+
+
+def test_one_patch_size_default():
+    import inspect
+
+    from diverseg_hf.sr import SRPairs
+
+    example = load_example()
+    default = inspect.signature(SRPairs).parameters["patch_size"].default
+    assert example.parse_args(["--data", "x"]).patch_size == default == 192
+    readme = (EXAMPLE.parents[1] / "README.md").read_text()
+    assert f"patch_size={default}" in readme

@@ -14,11 +14,13 @@ import importlib
 import logging
 import sys
 
-from ..errors import DiversegError, ParameterError
+from ..errors import DiversegError, ParameterError, redact
 from ..version import __version__
 
 #: Subcommand modules, in the order ``diverseg --help`` lists them.
-COMMANDS = ["blockiness", "quality", "calibrate", "score", "select", "publish", "curate", "build", "push"]
+COMMANDS = [
+    "blockiness", "quality", "calibrate", "score", "select", "publish", "curate", "build", "push", "export", "sr-eval"
+]
 
 
 #: ``diverseg --help`` ends with this: the main job on the built-in sample corpus.
@@ -42,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in ("sample", *COMMANDS):  # sample first: it makes the corpus the start-here example runs on
-        importlib.import_module(f"{__name__}.{name}").register(sub)
+        importlib.import_module(f"{__name__}.{name.replace('-', '_')}").register(sub)
     return parser
 
 
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except DiversegError as exc:
-        print(f"diverseg {args.command}: error: {as_flags(exc)}", file=sys.stderr)
+        print(f"diverseg {args.command}: error: {redact(as_flags(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"diverseg {args.command}: interrupted", file=sys.stderr)

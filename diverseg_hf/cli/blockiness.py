@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
 from tqdm import tqdm
 
-from ..blockiness import iter_blockiness
-from ..errors import DiversegError
-from ..images import find_image_files
+from ..blockiness import write_blockiness_tsv
 
 EPILOG = """example:
   diverseg blockiness photos/ extra.png -o scores.tsv --workers 2
   # scores.tsv: one 'path<TAB>value' line per image ('nan' where undefined or unreadable);
   # the reason for every nan goes to stderr, with a summary line at the end."""
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -33,35 +28,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _progress(pairs, total: int):
+    """A progress bar on stderr; the reason of every nan is printed above it."""
+    for path, result in tqdm(pairs, total=total, unit="img", file=sys.stderr):
+        if not result.ok:
+            tqdm.write(f"{path}: {result.reason}", file=sys.stderr)
+        yield path, result
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.workers < 1:
-        raise DiversegError("--workers must be at least 1")
-    try:
-        files = find_image_files(args.paths)
-    except FileNotFoundError as exc:
-        raise DiversegError(str(exc)) from None
-    if not files:
-        raise DiversegError(f"no image files found under {' '.join(args.paths)}")
-    out_path = Path(args.output) if args.output else None
-    tmp_path = out_path.with_name(out_path.name + ".partial") if out_path else None
-    sink = open(tmp_path, "w") if tmp_path else sys.stdout  # noqa: SIM115 - closed below
-    counts = {"scored": 0, "undefined": 0, "errors": 0}
-    try:
-        results = iter_blockiness((str(f) for f in files), workers=args.workers)
-        for path, result in tqdm(zip(files, results), total=len(files), unit="img", file=sys.stderr):
-            sink.write(f"{path}\t{result.value!r}\n" if result.ok else f"{path}\tnan\n")
-            if result.ok:
-                counts["scored"] += 1
-            else:
-                counts["errors" if result.error else "undefined"] += 1
-                tqdm.write(f"{path}: {result.reason}", file=sys.stderr)
-    finally:
-        if tmp_path:
-            sink.close()
-    if tmp_path and out_path:
-        os.replace(tmp_path, out_path)
-    print(
-        f"blockiness: {counts['scored']} scored, {counts['undefined']} undefined, {counts['errors']} errors",
-        file=sys.stderr,
-    )
-    return 0 if counts["errors"] < len(files) else 1
+    summary = write_blockiness_tsv(args.paths, args.output, workers=args.workers, monitor=_progress)
+    print(f"blockiness: {summary}", file=sys.stderr)
+    return 0 if summary.errors < summary.total else 1

@@ -17,6 +17,7 @@ from .options import (
     source_from_args,
 )
 from .push import add_push_to_hub_options, push_to_hub_from_args
+from .select import quality_line
 
 EPILOG = """example:
   diverseg curate photos/ --out mysubset --name mine --scorers blockiness --max-blockiness 10 \\
@@ -44,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
                     select_options=select_kwargs(args), **publish_kwargs(args))
     print(f"score: {result.scores}", file=sys.stderr)
     print(f"select: {result.selection}; thetas {result.selection.thetas}", file=sys.stderr)
+    if result.selection.quality:
+        print(f"quality: {quality_line(result.selection.quality)}", file=sys.stderr)
     published = result.published
     print(f"curate: {published.num_examples} images published as {published.name!r} -> {published.out}",
           file=sys.stderr)

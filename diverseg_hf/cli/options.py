@@ -17,7 +17,7 @@ import argparse
 from typing import Any
 
 from ..engines.ray import DEFAULT_ROWS_PER_BLOCK, ray_engine
-from ..errors import DiversegError
+from ..errors import DiversegError, ParameterError
 from ..sources import DEFAULT_UNIT_SIZE, KINDS, open_source
 
 
@@ -183,7 +183,26 @@ def add_publish_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--description", help="one paragraph describing the subset, for the card")
 
 
+def check_repo_id(param: str, repo_id: str | None) -> None:
+    """A malformed Hub repo id is a one-line error before any work.
+
+    Example:
+        >>> check_repo_id("push_to_hub", "a/b/c")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        diverseg_hf.errors.ParameterError: push_to_hub 'a/b/c' is not a valid repo id: Repo id must be ...
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        if repo_id is not None:
+            validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise ParameterError(param, f"{repo_id!r} is not a valid repo id: {str(exc).splitlines()[0]}") from None
+
+
 def shard_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    check_repo_id("push_to_hub", args.push_to_hub)
     return {"formats": comma_list(args.format), "shard_size": args.shard_size, "repo": args.push_to_hub}
 
 

@@ -1,11 +1,16 @@
-"""``diverseg push``: upload a dataset folder to a Hub dataset repo (idempotent, resumable, card last)."""
+"""``diverseg push``: upload a dataset folder to a Hub dataset repo (idempotent, resumable, all-or-nothing for
+readers, the card rendered for the repo id)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from pathlib import Path
 
-from ..hub import MAX_FILES_PER_COMMIT, PushResult, push_folder
+from ..cards import render_card
+from ..errors import ParameterError
+from ..hub import MAX_FILES_PER_COMMIT, PushResult, check_repo_id, push_folder
 from ..storage import DatasetDir
 
 EPILOG = """examples:
@@ -23,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "files already on the Hub are skipped.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", metavar="DATASET_DIR", help="dataset folder (from publish, curate or build)")
-    parser.add_argument("repo_id", metavar="REPO_ID", help="Hub dataset repo, e.g. my-org/diverseg")
+    parser.add_argument("repo_id", metavar="REPO_ID", type=repo_id_arg, help="Hub dataset repo, e.g. my-org/diverseg")
     parser.add_argument("--private", action="store_true", help="create the repo private (if it does not exist)")
     parser.add_argument("--revision", metavar="BRANCH", help="existing branch to push to (default main)")
     parser.add_argument("--message", help="commit message")
@@ -32,16 +37,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "or by you (manual). Gating is a property of the whole repo, not of a config: "
                              "every config in it is gated; put configs under other terms in another repo")
     parser.add_argument("--prune", action="store_true",
-                        help="delete files on the Hub branch that the folder does not have (.gitattributes kept)")
+                        help="delete files on the Hub branch that the folder does not have (.gitattributes kept; "
+                             "shards a config of the card reads are always replaced, never left beside new ones)")
     parser.add_argument("--max-files-per-commit", type=int, default=MAX_FILES_PER_COMMIT, metavar="N",
-                        help=f"files per commit (default {MAX_FILES_PER_COMMIT})")
+                        help=f"files per early commit (default {MAX_FILES_PER_COMMIT}); the last commit carries every "
+                             "change readers of the card see, all at once (docs/hub.md)")
     parser.set_defaults(func=run)
 
 
 def add_push_to_hub_options(parser: argparse.ArgumentParser) -> None:
     """``--push-to-hub REPO_ID`` and ``--private`` for the commands that write a dataset folder."""
     group = parser.add_argument_group("Hub")
-    group.add_argument("--push-to-hub", metavar="REPO_ID",
+    group.add_argument("--push-to-hub", metavar="REPO_ID", type=repo_id_arg,
                        help="then upload the dataset folder to this Hub dataset repo (as diverseg push --prune)")
     group.add_argument("--private", action="store_true", help="create the Hub repo private")
 
@@ -53,6 +60,22 @@ def push_to_hub_from_args(args: argparse.Namespace, folder: str) -> None:
                            gated="auto" if DatasetDir(folder).any_gated() else None))
 
 
+def repo_id_arg(value: str) -> str:
+    """argparse type of a Hub repo id: checked before any work."""
+    try:
+        return check_repo_id(value)
+    except ParameterError as err:
+        raise argparse.ArgumentTypeError(f"REPO_ID {err.problem}") from None
+
+
+def card_for_repo(folder: str, repo_id: str, into: str) -> Path | None:
+    """The card of ``folder`` rendered for the Hub repo ``repo_id`` into the folder ``into`` (the local card is
+    left as it is); None for a folder without published configs (its README.md is uploaded as it is)."""
+    # TODO(publish helper): switch to publish's "card text for a repo id" function once it is on main.
+    configs = DatasetDir(folder).configs()
+    return render_card(into, configs, repo=repo_id) if configs else None
+
+
 def report(result: PushResult) -> None:
     print(f"push: {len(result.uploaded)} files uploaded in {len(result.commits)} commits, "
           f"{len(result.skipped)} already on the Hub, {len(result.deleted)} deleted "
@@ -60,7 +83,8 @@ def report(result: PushResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report(push_folder(args.folder, args.repo_id, private=args.private, revision=args.revision,
-                       message=args.message, gated=args.gated, max_files_per_commit=args.max_files_per_commit,
-                       prune=args.prune))
+    with tempfile.TemporaryDirectory() as tmp:
+        report(push_folder(args.folder, args.repo_id, private=args.private, revision=args.revision,
+                           message=args.message, gated=args.gated, max_files_per_commit=args.max_files_per_commit,
+                           prune=args.prune, card=lambda repo: card_for_repo(args.folder, repo, tmp)))
     return 0

@@ -25,7 +25,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def quality_line(quality: dict) -> str:
+    """One line for a recorded quality estimate (``QualityEstimate.to_dict()`` plus the gate's fields).
+
+    Example:
+        >>> quality_line({"quality": 0.955, "kl": {"100": 0.1, "50": 9.0}, "n": 10})
+        'estimated JPEG quality of the source 95.5% (10 images; KL q100 0.1, q50 9)'
+    """
+    kl = ", ".join(f"q{q} {v:.3g}" for q, v in quality.get("kl", {}).items())
+    gate = "" if quality.get("min_quality") is None else f"; gate {quality['min_quality']:g}: " + (
+        "passed" if quality.get("passed") else "below")
+    return f"estimated JPEG quality of the source {quality['quality']:.1%} ({quality.get('n')} images; KL {kl}){gate}"
+
+
 def run(args: argparse.Namespace) -> int:
     result = select(args.scores, args.out, **select_kwargs(args))
     print(f"select: {result}; thetas {result.thetas}", file=sys.stderr)
+    if result.quality:
+        print(f"quality: {quality_line(result.quality)}", file=sys.stderr)
     return 0

@@ -11,11 +11,29 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import DiversegError
+from ..errors import DiversegError, require
 from . import create_scorer, get_scorer_class
 from .base import Scorer
 
 ScorerSpec = tuple[str, dict[str, Any]]
+
+#: What a scorer imports beyond the base install, and the extra (``pip install "diverseg-hf[EXTRA]"``) with it.
+NEEDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sam": ("sam", ("torch", "transformers")),
+    "detect": ("detect", ("torch", "transformers")),
+}
+
+
+def check_extras(names: Sequence[str]) -> None:
+    """Raise the one-line missing-extra error for a scorer whose dependencies are absent, before any work.
+
+    Example:
+        >>> check_extras(["blockiness"])
+    """
+    for name in names:
+        extra, modules = NEEDS.get(name, ("", ()))
+        for module in modules:
+            require(module, extra)
 
 
 def scorer_specs(names: Sequence[str], options: dict[str, dict[str, Any]] | None = None,
@@ -28,6 +46,9 @@ def scorer_specs(names: Sequence[str], options: dict[str, dict[str, Any]] | None
         raise DiversegError("no scorers given")
     if len(set(names)) != len(names):
         raise DiversegError(f"scorer listed twice: {', '.join(names)}")
+    for name in names:
+        get_scorer_class(name)  # an unknown name fails before any import of an extra
+    check_extras(names)
     specs = []
     for name in names:
         cls = get_scorer_class(name)

@@ -1,6 +1,6 @@
 """Sources: open a corpus (folder, Parquet, WebDataset tars, Hub dataset) as stable units of records.
 
-See :mod:`.base` for records and units, :mod:`.local` and :mod:`.hub` for each kind.
+See :mod:`.base` for records and units, :mod:`.folder`, :mod:`.local` and :mod:`.hub` for each kind.
 
 Example:
     >>> import tempfile, pathlib
@@ -17,18 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DiversegError, check_at_least
-from ..images import find_image_files
 from .base import Record, Source, Unit
+from .folder import FolderSource, FolderUnit, list_entries, open_folder
 from .hub import HubSource, HubUnit, open_hub_source
 from .local import (
-    FolderSource,
-    FolderUnit,
     ParquetSource,
     ParquetUnit,
     TarUnit,
     WebDatasetSource,
     files_with_suffix,
-    open_folder,
     open_parquet,
     open_tars,
 )
@@ -56,7 +53,7 @@ def detect_kind(spec: str) -> str:
             return "webdataset"
         raise DiversegError(f"{spec}: a source file must be .parquet or .tar; give a folder for images")
     if path.is_dir():
-        if find_image_files([path]):
+        if list_entries(path)[0]:
             return "folder"
         if files_with_suffix(path, ".parquet"):
             return "parquet"

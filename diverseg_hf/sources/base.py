@@ -71,6 +71,8 @@ class Unit:
     def fingerprint(self) -> str:
         """What the unit covers (its fields; files by size and mtime), to detect a changed source."""
         fields = dataclasses.asdict(self)
+        if not fields.get("repeats", True):  # units without repeated keys keep their earlier fingerprint
+            del fields["repeats"]
         for name in ("path",):
             if fields.get(name):
                 st = Path(fields[name]).stat()

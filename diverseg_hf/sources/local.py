@@ -1,51 +1,40 @@
-"""Local sources: a folder of image files, Parquet files with an image column, WebDataset tars.
+"""Local shard sources: Parquet files with an image column, WebDataset tars (folders: :mod:`.folder`).
 
-- ``folder``: image files found recursively, sorted, chunked into units of ``unit_size`` files;
-  key = relative path without suffix (with it where two files would share a key).
 - ``parquet``: ``.parquet`` files (one unit each) with an image column typed ``struct<bytes, path>``
   (the ``datasets`` Image feature) or binary; key = a ``key``/``__key__`` column or file + row.
-- ``webdataset``: ``.tar`` shards (one unit each); key = the sample's ``__key__``.
+- ``webdataset``: ``.tar`` shards (one unit each); key = the sample's ``__key__``. A damaged tar
+  gives a record for each complete sample before the damage, then one error record for the rest;
+  a sample with several image members keeps the first (tar order) and names the others in its
+  ``origin`` (``;ignored=...``) and ``extra["other_images"]``; a sample without one is an error
+  record ``missing: no image member``.
+
+Keys are made relative and non-empty (:func:`diverseg_hf.keys.path_key`); a key the source repeats
+(in the same or an earlier file) becomes ``key%23n`` for its n-th occurrence, decided when the
+source is opened, so each unit can be read apart and the keys never change between runs.
 
 Example:
-    >>> import tempfile, pathlib
-    >>> root = pathlib.Path(tempfile.mkdtemp()); _ = (root / "a.b.png").write_bytes(b"x")
-    >>> [(r.key, r.data) for u in open_folder(root, 10).units() for r in u.records()]
-    [('a%2Eb', b'x')]
+    >>> import tempfile, pathlib, tarfile, io
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "s.tar"
+    >>> with tarfile.open(path, "w") as tar:
+    ...     for name in ("dup.png", "x.json", "dup.png"):
+    ...         tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    >>> [(r.key, r.error) for u in open_tars(path).units() for r in u.records()]
+    [('dup', None), ('x', 'missing: no image member (members: x.json)'), ('dup%232', None)]
 """
 
 from __future__ import annotations
 
-import os
 import tarfile
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from ..errors import DiversegError
-from ..images import find_image_files, read_bytes
-from ..keys import encode_key
+from ..errors import DiversegError, ParameterError
+from ..keys import KeyCounter, earlier_counts, path_key
 from ..storage.shards import iter_parquet_rows, iter_tar_samples, parquet_schema
 from .base import KEY_COLUMN_NAMES, Record, Source, Unit, cell_record, guess_image_column
-
-
-@dataclass(frozen=True)
-class FolderUnit(Unit):
-    root: str = ""
-    files: tuple[str, ...] = ()
-    keys: tuple[str, ...] = ()
-
-    def _iter(self, keys: Container[str] | None) -> Iterator[Record]:
-        for rel, key in zip(self.files, self.keys):
-            if keys is not None and key not in keys:  # skip unread; yields an empty placeholder
-                yield Record(key, b"", rel)
-                continue
-            try:
-                data = read_bytes(Path(self.root) / rel)
-            except Exception:  # unreadable file: empty bytes, the decode step records the reason
-                data = b""
-            yield Record(key, data, rel)
 
 
 @dataclass(frozen=True)
@@ -54,15 +43,14 @@ class ParquetUnit(Unit):
     label: str = ""
     image_column: str | None = None
     key_column: str | None = None
+    repeats: tuple[tuple[str, int], ...] = ()
 
     def _iter(self, keys: Container[str] | None) -> Iterator[Record]:
-        schema = parquet_schema(self.path)
-        image_col = self.image_column or guess_image_column(schema, self.path)
-        key_col = self.key_column or next((c for c in KEY_COLUMN_NAMES if c in schema.names), None)
+        image_col, key_col = _columns(self.path, self.image_column, self.key_column)
         columns = [image_col] + ([key_col] if key_col else [])
+        unique = KeyCounter(dict(self.repeats))
         for row, cells in enumerate(iter_parquet_rows(self.path, columns)):
-            raw_key = cells[key_col] if key_col else None
-            key = encode_key(str(raw_key)) if raw_key is not None else encode_key(f"{self.label}/{row:08d}")
+            key = unique(_row_key(self.label, row, cells[key_col] if key_col else None))
             yield cell_record(key, cells[image_col], Path(self.path).parent, f"{self.label}.parquet#row={row}")
 
 
@@ -70,14 +58,16 @@ class ParquetUnit(Unit):
 class TarUnit(Unit):
     path: str = ""
     label: str = ""
+    repeats: tuple[tuple[str, int], ...] = ()
 
     def _iter(self, keys: Container[str] | None) -> Iterator[Record]:
+        unique = KeyCounter(dict(self.repeats))
         for sample in iter_tar_samples(self.path):
-            yield Record(encode_key(sample.key), sample.data or b"", f"{self.label}.tar#{sample.name or sample.key}")
-
-
-class FolderSource(Source):
-    kind = "folder"
+            origin = f"{self.label}.tar#{sample.name or sample.key or 'rest'}"
+            extra = {"other_images": list(sample.others)} if sample.others else {}
+            if sample.others:
+                origin += ";ignored=" + ",".join(sample.others)
+            yield Record(unique(path_key(sample.key)), sample.data or b"", origin, extra, sample.error)
 
 
 class ParquetSource(Source):
@@ -88,32 +78,20 @@ class WebDatasetSource(Source):
     kind = "webdataset"
 
 
-def _folder_keys(rels: list[str]) -> list[str]:
-    """Relative path without suffix, or with it where two files would share a key."""
-    stems = [os.path.splitext(r)[0] for r in rels]
-    seen: dict[str, int] = {}
-    for stem in stems:
-        seen[stem] = seen.get(stem, 0) + 1
-    return [encode_key(stem if seen[stem] == 1 else rel) for stem, rel in zip(stems, rels)]
+def _row_key(label: str, row: int, raw: object) -> str:
+    """A row's key before repeats are counted: its key cell, or file + row."""
+    return path_key(str(raw)) if raw is not None else path_key(f"{label}/{row:08d}")
 
 
-def open_folder(root: Path, unit_size: int) -> FolderSource:
-    files = find_image_files([root])
-    if not files:
-        raise DiversegError(f"no image files found under {root}")
-    rels = [p.relative_to(root).as_posix() for p in files]
-    keys = _folder_keys(rels)
-    units: list[Unit] = [
-        FolderUnit(
-            id=f"folder-{i // unit_size:05d}",
-            size=len(rels[i : i + unit_size]),
-            root=str(root),
-            files=tuple(rels[i : i + unit_size]),
-            keys=tuple(keys[i : i + unit_size]),
-        )
-        for i in range(0, len(rels), unit_size)
-    ]
-    return FolderSource(str(root), units, {"unit_size": unit_size})
+def _columns(path: str | Path, image_column: str | None, key_column: str | None) -> tuple[str, str | None]:
+    """(image column, key column or None) of a Parquet file; a named column it lacks is an error."""
+    schema = parquet_schema(path)
+    for param, column in (("image_column", image_column), ("key_column", key_column)):
+        if column is not None and column not in schema.names:
+            raise ParameterError(param, f"{column!r} is not a column of {path} (columns: {', '.join(schema.names)})")
+    image_col = image_column or guess_image_column(schema, str(path))
+    key_col = key_column or next((c for c in KEY_COLUMN_NAMES if c in schema.names), None)
+    return image_col, key_col
 
 
 def files_with_suffix(path: Path, suffix: str) -> list[Path]:
@@ -122,37 +100,47 @@ def files_with_suffix(path: Path, suffix: str) -> list[Path]:
     return sorted(p for p in path.rglob(f"*{suffix}") if p.is_file())
 
 
-def _shard_files(path: Path, suffix: str, kind: str, count) -> list[tuple[Path, str, int]]:
-    """(file, label, records) for each ``suffix`` file at ``path``; label = path relative to it, no suffix."""
+def _shard_files(path: Path, suffix: str, kind: str,
+                 keys: Callable[[Path, str], list[str]]) -> list[tuple[Path, str, list[str]]]:
+    """(file, label, keys) for each ``suffix`` file at ``path``; label = path relative to it, no suffix."""
     files = files_with_suffix(path, suffix)
     if not files:
         raise DiversegError(f"no {suffix} files found under {path}")
     base = path if path.is_dir() else path.parent
     out = []
     for file in files:
+        label = file.relative_to(base).with_suffix("").as_posix()
         try:
-            size = count(file)
+            out.append((file, label, keys(file, label)))
         except (OSError, ValueError, tarfile.TarError) as exc:
             raise DiversegError(f"{file}: not a readable {kind} file ({exc})") from exc
-        out.append((file, file.relative_to(base).with_suffix("").as_posix(), size))
     return out
 
 
 def open_parquet(path: Path, image_column: str | None, key_column: str | None) -> ParquetSource:
+    def keys(file: Path, label: str) -> list[str]:
+        _, key_col = _columns(file, image_column, key_column)
+        if key_col is None:
+            return [_row_key(label, row, None) for row in range(pq.ParquetFile(file).metadata.num_rows)]
+        values = pq.read_table(file, columns=[key_col]).column(0).to_pylist()
+        return [_row_key(label, row, value) for row, value in enumerate(values)]
+
+    shards = _shard_files(path, ".parquet", "Parquet", keys)
+    repeats = earlier_counts([k for _, _, k in shards])
     units: list[Unit] = [
-        ParquetUnit(f"parquet-{i:05d}", rows, path=str(file), label=label, image_column=image_column,
-                    key_column=key_column)
-        for i, (file, label, rows) in enumerate(
-            _shard_files(path, ".parquet", "Parquet", lambda f: pq.ParquetFile(f).metadata.num_rows))
+        ParquetUnit(f"parquet-{i:05d}", len(file_keys), path=str(file), label=label, image_column=image_column,
+                    key_column=key_column, repeats=repeats[i])
+        for i, (file, label, file_keys) in enumerate(shards)
     ]
     options = {"image_column": image_column, "key_column": key_column}
     return ParquetSource(str(path), units, options)
 
 
 def open_tars(path: Path) -> WebDatasetSource:
+    shards = _shard_files(path, ".tar", "tar", lambda f, _: [path_key(s.key) for s in iter_tar_samples(f, read=False)])
+    repeats = earlier_counts([k for _, _, k in shards])
     units: list[Unit] = [
-        TarUnit(f"tar-{i:05d}", size, path=str(file), label=label)
-        for i, (file, label, size) in enumerate(
-            _shard_files(path, ".tar", "tar", lambda f: sum(1 for _ in iter_tar_samples(f, read=False))))
+        TarUnit(f"tar-{i:05d}", len(file_keys), path=str(file), label=label, repeats=repeats[i])
+        for i, (file, label, file_keys) in enumerate(shards)
     ]
     return WebDatasetSource(str(path), units, {})

@@ -123,7 +123,8 @@ def _torch_weights(in_size: int, scale: float, dtype: Any, device: Any) -> Any:
     return torch.tensor(resize_weights(in_size, scale), dtype=dtype, device=device)
 
 
-def _imresize_torch(image: Any, scale: float) -> Any:
+def _check_torch(image: Any) -> tuple[bool, Any]:
+    """(is uint8, the dtype to compute in) of a CxHxW / BxCxHxW tensor, or a DiversegError."""
     import torch
 
     if image.dim() not in (3, 4):
@@ -131,11 +132,22 @@ def _imresize_torch(image: Any, scale: float) -> Any:
     is_uint8 = image.dtype == torch.uint8
     if not (is_uint8 or image.is_floating_point()):
         raise DiversegError(f"tensors must be float or uint8, got {image.dtype}")
+    return is_uint8, torch.float64 if is_uint8 else image.dtype
+
+
+def _imresize_torch(image: Any, scale: float) -> Any:
+    is_uint8, dtype = _check_torch(image)
     h, w = image.shape[-2:]
-    dtype = torch.float64 if is_uint8 else image.dtype
     rows = _torch_weights(h, scale, dtype, image.device)
     cols = _torch_weights(w, scale, dtype, image.device)
-    x = torch.matmul(rows, image.to(dtype))
+    return _resize_torch(image, rows, cols, is_uint8)
+
+
+def _resize_torch(image: Any, rows: Any, cols: Any, is_uint8: bool) -> Any:
+    """``rows @ image @ cols.T`` with MATLAB's uint8 rounding after each pass when ``is_uint8``."""
+    import torch
+
+    x = torch.matmul(rows, image.to(rows.dtype))
     if is_uint8:  # MATLAB: saturate and round half away from zero after each pass
         x = torch.floor(x.clamp_(0.0, 255.0) + 0.5)
     x = torch.matmul(x, cols.T)
@@ -161,3 +173,35 @@ def imresize(image: Any, scale: float) -> Any:
     if type(image).__module__.startswith("torch"):
         return _imresize_torch(image, scale)
     raise DiversegError(f"imresize takes a numpy array or a torch tensor, got {type(image).__name__}")
+
+
+def _band(weights: np.ndarray, start: int, size: int) -> tuple[np.ndarray, int, int]:
+    """Output rows ``start:start+size`` of a 1-D resize, restricted to the input span ``[a, b)`` they read."""
+    sub = weights[start : start + size]
+    if sub.shape[0] != size or start < 0:
+        raise DiversegError(f"window {start}:{start + size} is outside the output (size {weights.shape[0]})")
+    used = np.flatnonzero(sub.any(axis=0))
+    a, b = int(used[0]), int(used[-1]) + 1
+    return sub[:, a:b], a, b
+
+
+def imresize_window(image: Any, scale: float, top: int, left: int, height: int, width: int) -> Any:
+    """``imresize(image, scale)[..., top:top+height, left:left+width]`` of a torch CxHxW / BxCxHxW tensor,
+    computed from only the input rows and columns that window reads (the same weights, hence the same
+    values, rounding included).
+
+    Example:
+        >>> import torch
+        >>> x = torch.arange(3 * 40 * 36, dtype=torch.float64).reshape(3, 40, 36) % 251
+        >>> bool((imresize_window(x.byte(), 0.25, 2, 3, 5, 4) == imresize(x.byte(), 0.25)[:, 2:7, 3:7]).all())
+        True
+    """
+    import torch
+
+    is_uint8, dtype = _check_torch(image)
+    h, w = image.shape[-2:]
+    rows, r0, r1 = _band(resize_weights(h, scale), top, height)
+    cols, c0, c1 = _band(resize_weights(w, scale), left, width)
+    part = image[..., r0:r1, c0:c1]
+    as_tensor = {"dtype": dtype, "device": image.device}
+    return _resize_torch(part, torch.tensor(rows, **as_tensor), torch.tensor(cols, **as_tensor), is_uint8)

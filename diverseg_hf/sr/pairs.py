@@ -33,6 +33,8 @@ record); with the current epoch it keeps it, so ``load_state_dict`` then ``set_e
 resumes. Use ``persistent_workers=False`` (the default): workers copy the dataset when an epoch
 starts.
 
+(About 380 lines: the sharding, resume and pair logic share one state and are kept together.)
+
 Example:
     >>> import datasets, io, numpy as np
     >>> from PIL import Image
@@ -67,6 +69,7 @@ import hashlib
 import itertools
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,7 +77,7 @@ import numpy as np
 
 from ..errors import DiversegError, ImageError, require
 from ..images import decode_rgb
-from .imresize import imresize
+from .imresize import imresize, imresize_window
 from .readers import dataset_reader, folder_reader
 
 torch = require("torch", "sr")
@@ -135,10 +138,24 @@ class SRPairs(torch.utils.data.IterableDataset):
     """(LR, HR) patches for SR training: ``{"key", "hr", "lr", "pos"}`` per example.
 
     ``hr`` is a 3xPxP float32 tensor in [0, 1], a random ``patch_size`` crop whose offsets are
-    multiples of ``scale``, flipped/rotated at random (8 dihedral variants) when ``augment``;
-    ``lr`` = MATLAB ``imresize(hr, 1/scale)`` computed on the uint8 crop (rounded to uint8 as SR
-    LR files are), as float32 in [0, 1]. Images smaller than the patch and undecodable images are
-    skipped and counted (:attr:`skipped`). See the module docstring for sharding and resuming.
+    multiples of ``scale``, flipped/rotated at random (8 dihedral variants) when ``augment``.
+    ``lr`` is a 3x(P/scale)x(P/scale) float32 tensor in [0, 1], MATLAB bicubic with uint8 rounding
+    (as SR LR files are), made one of two ways:
+
+    * ``lr_from="patch"`` (default): ``imresize(hr, 1/scale)`` of the (augmented) HR patch: cheap,
+      one resize per patch;
+    * ``lr_from="image"``: the DIV2K convention (and what ``diverseg export`` writes): the LR of the
+      whole image cropped to a multiple of ``scale`` (``imresize(modcrop(image), 1/scale)``), cut at
+      the patch's position (offset / scale) and given the patch's flip/rotation; only the window is
+      computed, from the input pixels it reads (:func:`~diverseg_hf.sr.imresize.imresize_window`).
+
+    The two agree except in a border of 2 LR pixels: there the bicubic kernel (4 LR pixels wide)
+    reads across the patch edge, which ``"patch"`` fills by mirroring and ``"image"`` with the real
+    neighbours. With quarter-turn augmentation inner values may also differ by one level: ``"patch"``
+    resizes the turned patch, and MATLAB rounds between its row and column passes.
+    ``output_names=("lq", "gt")`` names the outputs as BasicSR's datasets do. Images smaller than the
+    patch and undecodable images are skipped and counted (:attr:`skipped`). See
+    the module docstring for sharding and resuming.
 
     Args:
         dataset: ``datasets.Dataset`` or streaming ``datasets.IterableDataset`` (unsplit), with an
@@ -149,6 +166,8 @@ class SRPairs(torch.utils.data.IterableDataset):
             ``torch.distributed`` when it is initialised, else a single process.
         pairs_per_image: patches drawn from each decoded image.
         shuffle_buffer: records mixed within a stream for sharded sources (1 = shard order only).
+        lr_from: ``"patch"`` or ``"image"`` (see above).
+        output_names: the keys of the LR and HR outputs, ``("lr", "hr")`` or BasicSR's ``("lq", "gt")``.
     """
 
     def __init__(
@@ -165,12 +184,18 @@ class SRPairs(torch.utils.data.IterableDataset):
         image_column: str = "image",
         key_column: str = "key",
         shuffle_buffer: int = 256,
+        lr_from: str = "patch",
+        output_names: tuple[str, str] = ("lr", "hr"),
     ):
         super().__init__()
         if int(scale) != scale or scale < 1:
             raise DiversegError(f"scale must be a positive integer, got {scale!r}")
         if patch_size < scale or patch_size % scale:
             raise DiversegError(f"patch_size must be a positive multiple of scale {scale}, got {patch_size}")
+        if lr_from not in ("patch", "image"):
+            raise DiversegError(f"lr_from must be 'patch' or 'image', got {lr_from!r}")
+        if len(output_names) != 2 or len(set(output_names)) != 2 or {"key", "pos"} & set(output_names):
+            raise DiversegError(f"output_names must be two distinct names other than key and pos, got {output_names!r}")
         if pairs_per_image < 1:
             raise DiversegError(f"pairs_per_image must be >= 1, got {pairs_per_image}")
         if (rank is None) != (world_size is None):
@@ -181,6 +206,7 @@ class SRPairs(torch.utils.data.IterableDataset):
         self.scale, self.patch_size, self.seed = int(scale), int(patch_size), int(seed)
         self.pairs_per_image, self.augment, self.shuffle_buffer = pairs_per_image, augment, shuffle_buffer
         self._rank, self._world = rank, world_size
+        self.lr_from, self.output_names = lr_from, tuple(output_names)
         self.epoch = 0
         self._start: dict[int, dict[str, int]] = {}  # where each worker's stream begins (from a loaded state)
         self._seen: dict[int, dict[str, int]] = {}  # what the main process has consumed, per worker
@@ -190,7 +216,9 @@ class SRPairs(torch.utils.data.IterableDataset):
     def from_folder(
         cls, path: str | os.PathLike, config: str, format: str = "parquet", split: str = "train", **kwargs: Any
     ) -> SRPairs:
-        """Pairs from a published folder: ``data/<config>/<split>-*.parquet`` or ``wds/<config>/<split>-*.tar``.
+        """Pairs from a published folder: ``data/<config>/<split>-*.parquet`` or ``wds/<config>/<split>-*.tar``,
+        or (``format="basicsr"``) the HR originals of a ``diverseg export`` folder (with ``lr_from="image"``
+        the pairs are exactly the exported ones: the same LR, cut at the patch).
 
         Example:
             >>> SRPairs.from_folder("/nonexistent", "I", format="webdataset")
@@ -304,11 +332,13 @@ class SRPairs(torch.utils.data.IterableDataset):
             rgb = self._decode(key, payload, counts)
             if rgb is None:
                 continue
+            lr_source = self._lr_source(rgb) if self.lr_from == "image" else None
             for j in range(pair0, ppi):
                 cursor = index * ppi + j + 1
                 pos = torch.tensor([worker, workers, cursor, counts["too_small"], counts["bad"]])
-                yield {"key": key, **self._pair(rgb, key, j), "pos": pos}
-        logger.info("SRPairs epoch %d stream %d/%d done; skipped %s", self.epoch, stream, n_streams, counts)
+                lr, hr = self._pair(rgb, key, j, lr_source)
+                yield {"key": key, self.output_names[0]: lr, self.output_names[1]: hr, "pos": pos}
+        logger.debug("SRPairs epoch %d stream %d/%d done; skipped %s", self.epoch, stream, n_streams, counts)
 
     def _decode(self, key: str, payload: Any, counts: dict[str, int]) -> np.ndarray | None:
         try:
@@ -316,26 +346,38 @@ class SRPairs(torch.utils.data.IterableDataset):
                 raise ImageError("missing", "record has no image")
             rgb = decode_rgb(payload)
         except ImageError as exc:
-            counts["bad"] += 1
-            logger.warning("SRPairs: skipping %s: %s", key, exc.reason)
+            counts["bad"] += 1  # counted in the state (``skipped``); one debug line, not a warning per worker
+            logger.debug("SRPairs: skipping %s: %s", key, exc.reason)
             return None
         if min(rgb.shape[:2]) < self.patch_size:
             counts["too_small"] += 1
             return None
         return rgb
 
-    def _pair(self, rgb: np.ndarray, key: str, pair: int) -> dict[str, Any]:
+    def _lr_source(self, rgb: np.ndarray) -> Any:
+        """The image cropped to a multiple of the scale, as a 3xHxW uint8 view (no copy) for ``imresize_window``."""
+        h, w = rgb.shape[0] - rgb.shape[0] % self.scale, rgb.shape[1] - rgb.shape[1] % self.scale
+        with warnings.catch_warnings():  # decoded arrays are read-only; the view is only read
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            return torch.from_numpy(rgb[:h, :w]).permute(2, 0, 1)
+
+    def _pair(self, rgb: np.ndarray, key: str, pair: int, lr_source: Any = None) -> tuple[Any, Any]:
         rng = np.random.default_rng([self.seed, self.epoch, _key_seed(key), pair])
         p, s = self.patch_size, self.scale
         top = s * int(rng.integers((rgb.shape[0] - p) // s + 1))
         left = s * int(rng.integers((rgb.shape[1] - p) // s + 1))
-        hr = rgb[top : top + p, left : left + p]
-        if self.augment:
-            k = int(rng.integers(8))
-            hr = np.rot90(hr, k % 4)
-            if k >= 4:
-                hr = hr[:, ::-1]
-        hr_t = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))  # 3xPxP uint8
-        # torch, not NumPy: DataLoader workers run torch single-threaded, NumPy's BLAS would oversubscribe.
-        lr_t = imresize(hr_t, 1.0 / s)
-        return {"hr": hr_t.float().div_(255.0), "lr": lr_t.float().div_(255.0)}
+        hr_t = torch.from_numpy(np.ascontiguousarray(rgb[top : top + p, left : left + p].transpose(2, 0, 1)))
+        k = int(rng.integers(8)) if self.augment else 0
+        hr_t = _dihedral(hr_t, k)
+        if lr_source is None:
+            lr_t = imresize(hr_t.contiguous(), 1.0 / s)
+        else:  # the patch's window of the whole image's LR, computed from the input pixels it reads
+            lr_t = _dihedral(imresize_window(lr_source, 1.0 / s, top // s, left // s, p // s, p // s), k)
+        return lr_t.float().div_(255.0), hr_t.float().div_(255.0)
+
+
+def _dihedral(chw: Any, k: int) -> Any:
+    """Variant ``k`` (0..7) of a CxHxW tensor: ``k % 4`` quarter turns (as ``np.rot90``), then a
+    left-right flip when ``k >= 4``."""
+    out = torch.rot90(chw, k % 4, dims=(1, 2))
+    return out.flip(2) if k >= 4 else out

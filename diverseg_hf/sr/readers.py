@@ -7,8 +7,9 @@ has them (``datasets`` Image columns are cast to ``Image(decode=False)``), a fil
 sources that only hold decoded images, a PIL image. ``None`` marks a record without an image.
 
 Supported: a map-style ``datasets.Dataset``, a streaming ``datasets.IterableDataset`` (one shard per
-``num_shards``), and a published folder (``data/<config>/<split>-*.parquet`` or
-``wds/<config>/<split>-*.tar``).
+``num_shards``), a published folder (``data/<config>/<split>-*.parquet`` or
+``wds/<config>/<split>-*.tar``) and a folder written by ``diverseg export --format basicsr`` (its HR
+originals, keyed back through ``key_map.jsonl``).
 
 Example:
     >>> import datasets
@@ -152,10 +153,41 @@ class TarFolderReader:
             yield sample.key, sample.data
 
 
+class ExportFolderReader:
+    """The HR originals of a ``diverseg export --format basicsr`` folder: random access, one shard per image."""
+
+    random_access = True
+
+    def __init__(self, root: Path, config: str | None = None):
+        import json
+
+        record, key_map = root / "export.json", root / "key_map.jsonl"
+        if not record.is_file() or not key_map.is_file():
+            raise DiversegError(f"{root} is not a finished diverseg export (no export.json / key_map.jsonl)")
+        exported = json.loads(record.read_text()).get("settings", {}).get("config")
+        if config and config != exported:
+            raise DiversegError(f"{root} holds config {exported!r}, not {config!r}")
+        self._rows = [(row["key"], root / row["file"]) for row in map(json.loads, key_map.read_text().splitlines())]
+
+    @property
+    def num_shards(self) -> int:
+        return len(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def record(self, index: int) -> KeyedImage:
+        key, path = self._rows[int(index)]
+        return key, str(path)
+
+    def read_shard(self, shard: int) -> Iterator[KeyedImage]:
+        yield self.record(shard)
+
+
 def folder_reader(
     path: str | os.PathLike, config: str, format: str = "parquet", split: str = "train"
-) -> ParquetFolderReader | TarFolderReader:
-    """The reader of one config of a published dataset folder.
+) -> ParquetFolderReader | TarFolderReader | ExportFolderReader:
+    """The reader of one config of a published dataset folder (or, ``format="basicsr"``, of an export).
 
     Example:
         >>> folder_reader("/nonexistent", "I")
@@ -163,12 +195,14 @@ def folder_reader(
         ...
         diverseg_hf.errors.DiversegError: no train-*.parquet shards in /nonexistent/data/I
     """
+    if format == "basicsr":
+        return ExportFolderReader(Path(path), config)
     folder = DatasetDir(path)
     if format == "parquet":
         return ParquetFolderReader(folder.parquet_shards(config, split))
     if format == "webdataset":
         return TarFolderReader(folder.tar_shards(config, split))
-    raise DiversegError(f"format must be 'parquet' or 'webdataset', got {format!r}")
+    raise DiversegError(f"format must be 'parquet', 'webdataset' or 'basicsr', got {format!r}")
 
 
 def dataset_reader(dataset: Any, image_column: str = "image", key_column: str = "key") -> Any:

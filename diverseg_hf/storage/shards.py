@@ -104,49 +104,129 @@ _IMAGE_EXTENSIONS = frozenset(s.lstrip(".") for s in IMAGE_SUFFIXES)
 
 @dataclass(frozen=True)
 class TarSample:
-    """One WebDataset sample: its ``__key__``, its image member's name and bytes (None when it has none)."""
+    """One WebDataset sample: its ``__key__``, its image member's name and bytes.
+
+    ``name``/``data`` are None when the sample has no image member; ``others`` names further image
+    members (the first image member in tar order is the one taken); ``error`` says why the sample
+    cannot be used (no image member, truncated or corrupt tar: then it also covers the unreadable
+    rest of the tar, and is the last sample yielded).
+    """
 
     key: str
     name: str | None
     data: bytes | None
+    others: tuple[str, ...] = ()
+    error: str | None = None
 
 
 def iter_tar_samples(path: str | os.PathLike, read: bool = True) -> Iterator[TarSample]:
     """Samples of a tar shard in order: consecutive files sharing a key (``dir/name`` before the first dot).
 
-    The image is the sample's first member with an image suffix; with ``read=False`` its bytes are not read.
+    Never raises on a damaged tar: the complete samples before the damage are yielded, then one
+    sample with ``error`` for the rest, keyed like the sample the damage cut (``""`` when the damage
+    lies between samples). Member names are normalised (no leading ``/``, no empty or ``.``
+    segments). With ``read=False`` image bytes are not read; for an uncompressed tar the same
+    samples come out either way.
     """
-    with tarfile.open(path, "r:*") as tar:
-        current: str | None = None
-        image: tarfile.TarInfo | None = None
-        for member in tar:
-            key = _member_key(member)
-            if key is None:
+    try:
+        tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed below
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        yield TarSample("", None, None, error=f"corrupt: not a readable tar ({exc})")
+        return
+    with tar:
+        group: list[tarfile.TarInfo] = []
+        for member, problem in _members(tar, Path(path).stat().st_size):
+            key = None if member is None else _member_key(member)
+            if key is None and problem is None:
                 continue
-            if key != current:
-                if current is not None:
-                    yield _sample(tar, current, image, read)
-                current, image = key, None
-            if image is None and member.name.rsplit(".", 1)[-1].lower() in _IMAGE_EXTENSIONS:
-                image = member
-        if current is not None:
-            yield _sample(tar, current, image, read)
+            if group and key != _member_key(group[0]):
+                yield _sample(tar, group, read)
+                group = []
+            if member is not None and key is not None:
+                group.append(member)
+            if problem:
+                yield _damaged(group, problem)
+                return
+        if group:
+            yield _sample(tar, group, read)
+
+
+def _damaged(group: list[tarfile.TarInfo], problem: str) -> TarSample:
+    """The error sample for the rest of a damaged tar, keyed like the sample the damage cut."""
+    names = [_normal_name(m.name) for m in group if _is_image(m)]
+    key = (_member_key(group[0]) or "") if group else ""
+    return TarSample(key, names[0] if names else None, None, tuple(names[1:]), problem)
+
+
+def _members(tar: tarfile.TarFile, size: int) -> Iterator[tuple[tarfile.TarInfo | None, str | None]]:
+    """(member, None) in order; the damage as (member it cuts or None, problem), last."""
+    plain = isinstance(tar.fileobj, io.BufferedReader)  # uncompressed: sizes and the end can be checked
+    while True:
+        try:
+            member = tar.next()
+        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+            yield None, f"corrupt: unreadable tar from byte {tar.offset} ({exc})"
+            return
+        if member is None:
+            break
+        if plain and member.offset_data + member.size > size:
+            yield member, f"truncated: the tar ends inside {_normal_name(member.name)!r} (at byte {size})"
+            return
+        yield member, None
+    problem = _end_problem(tar, size) if plain else None
+    if problem:
+        yield None, problem
+
+
+def _end_problem(tar: tarfile.TarFile, size: int) -> str | None:
+    """Why the bytes after the last member are no end-of-archive marker (where tarfile stops silently)."""
+    tar.fileobj.seek(tar.offset)  # type: ignore[union-attr]
+    block = tar.fileobj.read(tarfile.BLOCKSIZE)  # type: ignore[union-attr]
+    if len(block) < tarfile.BLOCKSIZE:
+        return f"truncated: the tar ends at byte {size} without its end-of-archive marker"
+    if block.count(0) != len(block):
+        return f"corrupt: unreadable member header at byte {tar.offset}"
+    return None
+
+
+def _normal_name(name: str) -> str:
+    """A member name without leading ``/`` and without empty or ``.`` segments."""
+    parts = name.split("/")
+    return "/".join([p for p in parts[:-1] if p not in ("", ".")] + parts[-1:])
 
 
 def _member_key(member: tarfile.TarInfo) -> str | None:
-    if not member.isfile():
+    if member.isdir():
         return None
-    base = os.path.basename(member.name)
+    name = _normal_name(member.name)
+    base = name.rsplit("/", 1)[-1]
     if "." not in base:
         return None
-    return os.path.join(os.path.dirname(member.name), base.split(".", 1)[0])
+    return name[: len(name) - len(base)] + base.split(".", 1)[0]
 
 
-def _sample(tar: tarfile.TarFile, key: str, image: tarfile.TarInfo | None, read: bool) -> TarSample:
-    if image is None:
-        return TarSample(key, None, None)
-    data = tar.extractfile(image).read() if read else None  # type: ignore[union-attr]
-    return TarSample(key, image.name, data)
+def _is_image(member: tarfile.TarInfo) -> bool:
+    base = member.name.rsplit("/", 1)[-1]
+    return "." in base and base.rsplit(".", 1)[-1].lower() in _IMAGE_EXTENSIONS
+
+
+def _sample(tar: tarfile.TarFile, group: list[tarfile.TarInfo], read: bool) -> TarSample:
+    """The sample of a complete group of members: its first image member, read unless ``read=False``."""
+    key = _member_key(group[0]) or ""
+    images = [m for m in group if _is_image(m)]
+    if not images:
+        members = ", ".join(_normal_name(m.name) for m in group)
+        return TarSample(key, None, None, error=f"missing: no image member (members: {members})")
+    name, others = _normal_name(images[0].name), tuple(_normal_name(m.name) for m in images[1:])
+    if not images[0].isfile():
+        return TarSample(key, name, None, others, "unsupported: the image member is a link, not a file (not read)")
+    if not read:
+        return TarSample(key, name, None, others)
+    try:
+        data = tar.extractfile(images[0]).read()  # type: ignore[union-attr]
+    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+        return TarSample(key, name, None, others, f"truncated: cannot read {name!r} ({exc})")
+    return TarSample(key, name, data, others)
 
 
 class TarShardWriter:

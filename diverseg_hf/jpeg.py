@@ -1,0 +1,144 @@
+"""Strict JPEG decoding with libjpeg-turbo (through simplejpeg), exactly as OpenCV's ``imread`` reads JPEGs.
+
+simplejpeg runs libjpeg-turbo with the settings OpenCV uses (accurate integer IDCT, fancy upsampling)
+straight into a NumPy buffer, and in strict mode turns libjpeg's warnings into errors: "Corrupt JPEG
+data: N extraneous bytes before marker", "premature end of data segment", "Premature end of JPEG
+file" and the rest. Pillow and OpenCV print or ignore those warnings and return a damaged image.
+
+CMYK and YCCK JPEGs are returned by libjpeg as CMYK samples (inverted for Adobe files, as libjpeg
+hands them over) and converted with OpenCV's integer formula; the EXIF orientation tag of the first
+``Exif`` APP1 segment is applied, as ``imread`` does.
+
+Example:
+    >>> import io
+    >>> from PIL import Image
+    >>> buf = io.BytesIO(); Image.new("RGB", (16, 8), (200, 10, 10)).save(buf, "JPEG", quality=95)
+    >>> decode_jpeg(buf.getvalue()).shape
+    (8, 16, 3)
+    >>> decode_jpeg(buf.getvalue()[:-2])  # EOI marker cut
+    Traceback (most recent call last):
+    ...
+    diverseg_hf.errors.ImageError: truncated: Premature end of JPEG file
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import simplejpeg
+from PIL import Image
+
+from .errors import ImageError
+
+#: The first bytes of every JPEG file: SOI marker and the start of the next marker.
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+_SOS, _APP1 = 0xDA, 0xE1
+_STANDALONE = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})  # markers without a length field
+_ORIENTATION = 0x0112
+
+
+def _image_error(exc: Exception) -> ImageError:
+    text = str(exc).strip() or type(exc).__name__
+    return ImageError("truncated" if "premature end of jpeg file" in text.lower() else "corrupt", text)
+
+
+def jpeg_size(data: bytes) -> tuple[int, int, str]:
+    """Height, width and libjpeg colour space (``"YCbCr"``, ``"Gray"``, ``"CMYK"``...) from the header.
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.new("L", (16, 8)).save(buf, "JPEG")
+        >>> jpeg_size(buf.getvalue())
+        (8, 16, 'Gray')
+    """
+    try:
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+    except (ValueError, RuntimeError) as exc:
+        raise _image_error(exc) from exc
+    return height, width, colorspace
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) of a JPEG, 1 when absent or unreadable; reads only the markers before SOS.
+
+    Example:
+        >>> exif_orientation(b"\\xff\\xd8\\xff\\xda\\x00\\x02")
+        1
+    """
+    pos, end = 2, len(data)
+    while pos + 4 <= end and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        if marker == _SOS:
+            break
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == _APP1 and data[pos + 4 : pos + 10] == b"Exif\0\0":
+            return _orientation_of(data[pos + 4 : pos + 2 + length])
+        pos += 2 + length
+    return 1
+
+
+def _orientation_of(payload: bytes) -> int:
+    exif = Image.Exif()
+    try:
+        exif.load(payload)
+        value = int(exif.get(_ORIENTATION, 1))
+    except Exception:  # a broken EXIF block is ignored, as OpenCV does
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def orient(rgb: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn an HxWxC array upright for an EXIF orientation (1-8); returns a view, never a copy.
+
+    Example:
+        >>> orient(np.arange(6).reshape(2, 3, 1), 6)[..., 0].tolist()  # 90 degrees clockwise
+        [[3, 0], [4, 1], [5, 2]]
+    """
+    swapped = rgb.transpose(1, 0, 2)
+    views = {
+        2: rgb[:, ::-1],
+        3: rgb[::-1, ::-1],
+        4: rgb[::-1],
+        5: swapped,
+        6: swapped[:, ::-1],
+        7: swapped[::-1, ::-1],
+        8: swapped[::-1],
+    }
+    return views.get(orientation, rgb)
+
+
+def cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
+    """CMYK samples as libjpeg returns them -> RGB, with OpenCV's integer formula ``k - (255 - c) * k / 256``.
+
+    Example:
+        >>> cmyk_to_rgb(np.array([[[0, 255, 128, 200]]], np.uint8)).tolist()
+        [[[1, 200, 101]]]
+    """
+    k = cmyk[..., 3:4].astype(np.int32)
+    cmy = cmyk[..., :3].astype(np.int32)
+    return (k - (((255 - cmy) * k) >> 8)).astype(np.uint8)
+
+
+def decode_jpeg(data: bytes, colorspace: str | None = None) -> np.ndarray:
+    """Decode JPEG bytes to HxWx3 uint8 RGB, upright; any libjpeg warning or error raises ImageError.
+
+    ``colorspace`` is the header's (from :func:`jpeg_size`), read again when not given. The result
+    may be a non-contiguous view (when an EXIF orientation applies).
+    """
+    if colorspace is None:
+        colorspace = jpeg_size(data)[2]
+    try:
+        if colorspace == "CMYK":
+            rgb = cmyk_to_rgb(simplejpeg.decode_jpeg(data, "CMYK", strict=True))
+        else:
+            rgb = simplejpeg.decode_jpeg(data, "RGB", strict=True)
+    except (ValueError, RuntimeError) as exc:
+        raise _image_error(exc) from exc
+    return orient(rgb, exif_orientation(data))
