@@ -65,6 +65,9 @@ def score(
     dtype: str | None = None,
     gpus: Sequence[int] | None = None,
     batch_size: int | None = None,
+    points_per_batch: int | None = None,
+    image_batch_size: int | None = None,
+    compile: bool = False,
     workers: int = 1,
     resume: bool = True,
     overwrite: bool = False,
@@ -77,8 +80,10 @@ def score(
 ) -> ScoreSummary:
     """Score every record of ``source`` into a score table at ``out`` (resumable).
 
-    ``scorer_options`` maps a scorer name to constructor options (e.g. ``{"sam": {"model": ...}}``);
-    ``device``, ``dtype`` and ``batch_size`` are passed to scorers whose ``__init__`` accepts them.
+    ``scorer_options`` maps a scorer name to constructor options (e.g. ``{"sam": {"model": ...}}``).
+    The engine options ``device``, ``dtype``, ``batch_size`` (images per scorer call), ``points_per_batch``,
+    ``image_batch_size`` and ``compile`` (torch.compile) go to each scorer that accepts them
+    (:data:`diverseg_hf.scoring.base.ENGINE_OPTIONS`) and are recorded with its options in the table.
     CPU scorers run over ``workers`` processes; GPU scorers in this process on ``device``, or one
     process per GPU with ``gpus=[0, 1]``. ``engine`` replaces the local engine: a callable with the
     call shape of :func:`diverseg_hf.engines.local.run_local` (e.g. ``engines.ray.ray_engine(...)``).
@@ -93,8 +98,13 @@ def score(
     if limit is not None:
         check_at_least("limit", limit)
     check_output_dir("out", out)
-    specs = scorer_specs(list(scorers), scorer_options, {"device": device, "dtype": dtype,
-                                                          "batch_size": batch_size})
+    engine_options = {"device": device, "dtype": dtype, "batch_size": batch_size,
+                      "points_per_batch": points_per_batch, "image_batch_size": image_batch_size,
+                      "compile": compile or None}
+    for name in ("batch_size", "points_per_batch", "image_batch_size"):
+        if engine_options[name] is not None:
+            check_at_least(name, engine_options[name])
+    specs = scorer_specs(list(scorers), scorer_options, engine_options)
     src = source if isinstance(source, Source) else open_source(
         source, unit_size=unit_size, config=hub_config, split=split)
     if resume and not overwrite:

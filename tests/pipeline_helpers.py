@@ -1,17 +1,18 @@
-"""Shared helpers of the pipeline tests: small generated sources and a slow test scorer."""
+"""Shared helpers of the pipeline tests: small generated sources and test scorers (slow, fake-GPU, probes)."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from conftest import encode
 from image_zoo import textured, write_zoo
 
-from diverseg_hf.scoring.base import Scorer
+from diverseg_hf.scoring.base import ENGINE_OPTIONS, Scorer
 
 
 def good_images(n: int, seed: int = 0) -> dict[str, bytes]:
@@ -68,6 +69,7 @@ class FakeGpuScorer(Scorer):
     name: ClassVar[str] = "fakegpu"
     columns: ClassVar[dict[str, str]] = {"pixels": "int64"}
     uses_gpu: ClassVar[bool] = True
+    engine_options: ClassVar[frozenset[str]] = frozenset({"device", "batch_size"})
 
     def __init__(self, max_batch: int = 2, device: str = "cpu", batch_size: int = 8):
         self.max_batch = max_batch
@@ -86,6 +88,92 @@ class FakeGpuScorer(Scorer):
         if any(im.shape[0] == 77 for im in images):  # the marked image breaks the model
             raise ValueError("bad image height 77")
         return {"pixels": [int(im.shape[0] * im.shape[1]) for im in images], "error": [None] * len(images)}
+
+
+class OptionsProbe(Scorer):
+    """A 'GPU' scorer that takes every engine option and reports, per image, what reached it."""
+
+    name: ClassVar[str] = "optprobe"
+    columns: ClassVar[dict[str, str]] = {"got_batch_size": "int32", "got_points_per_batch": "int32",
+                                          "got_image_batch_size": "int32", "got_compile": "bool",
+                                          "got_dtype": "string", "call_size": "int32"}
+    uses_gpu: ClassVar[bool] = True
+    engine_options: ClassVar[frozenset[str]] = frozenset(ENGINE_OPTIONS)
+
+    def __init__(self, device: str = "cpu", dtype: str = "float32", batch_size: int | None = None,
+                 points_per_batch: int | None = None, image_batch_size: int | None = None, compile: bool = False):
+        self.options = {"dtype": dtype, "batch_size": batch_size, "points_per_batch": points_per_batch,
+                        "image_batch_size": image_batch_size, "compile": compile}
+
+    def settings(self) -> dict:
+        return dict(self.options)
+
+    def __call__(self, images: list[np.ndarray]) -> dict[str, list]:
+        n = len(images)
+        out: dict[str, list] = {f"got_{k}": [v] * n for k, v in self.options.items()}
+        return {**out, "call_size": [n] * n, "error": [None] * n}
+
+
+#: Height of the image of index 0 in :func:`indexed_images` (image ``i`` is ``BASE_HEIGHT + i`` rows high).
+BASE_HEIGHT = 40
+
+
+def indexed_images(n: int) -> dict[str, bytes]:
+    """``n`` 48-pixel-wide PNGs whose height tells their index (``BASE_HEIGHT + i``), named in source order."""
+    return {f"img-{i:03d}.png": encode(textured(BASE_HEIGHT + i, 48, i), "PNG") for i in range(n)}
+
+
+def prepare_index(rgb: np.ndarray, marker_dir: str | None = None) -> tuple[int, int]:
+    """OverlapProbe's preparer (runs in the CPU stage): ``(index, pixels)``; leaves a marker file per image.
+
+    Raises for an image 77 rows high (a prepare failure)."""
+    index = rgb.shape[0] - BASE_HEIGHT
+    if marker_dir:
+        Path(marker_dir, f"prepared-{index}").touch()
+    if rgb.shape[0] == 77:
+        raise ValueError("cannot prepare height 77")
+    return index, int(rgb.shape[0] * rgb.shape[1])
+
+
+class OverlapProbe(Scorer):
+    """A 'GPU' scorer with a preparer that proves the CPU stage runs ahead of it.
+
+    With ``marker_dir`` and ``total``: a call on the images up to index ``m`` waits (up to ``wait_s``)
+    for the marker of image ``m + 1``, left by the preparer in the CPU stage, and reports in
+    ``next_ready`` whether it came. A sequential pipeline prepares batch k+1 only after scoring batch
+    k, so it reports False at every batch end. Runs out of memory above ``max_batch`` images.
+    """
+
+    name: ClassVar[str] = "overlap"
+    columns: ClassVar[dict[str, str]] = {"pixels": "int64", "next_ready": "bool"}
+    uses_gpu: ClassVar[bool] = True
+    engine_options: ClassVar[frozenset[str]] = frozenset({"batch_size"})
+
+    def __init__(self, marker_dir: str | None = None, total: int = 0, wait_s: float = 60.0,
+                 max_batch: int = 1000, batch_size: int = 8):
+        self.marker_dir, self.total, self.wait_s, self.max_batch = marker_dir, total, wait_s, max_batch
+        self.default_batch_size = batch_size
+        self.calls: list[int] = []
+
+    def preparer(self) -> Any:
+        return functools.partial(prepare_index, marker_dir=self.marker_dir)
+
+    def _next_ready(self, last: int) -> bool:
+        if not self.marker_dir or last + 1 >= self.total:
+            return True
+        marker = Path(self.marker_dir, f"prepared-{last + 1}")
+        deadline = time.monotonic() + self.wait_s  # a deadlock guard, not a speed bar
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return marker.exists()
+
+    def __call__(self, items: list[tuple[int, int]]) -> dict[str, list]:
+        self.calls.append(len(items))
+        if len(items) > self.max_batch:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        ready = self._next_ready(max(index for index, _ in items))
+        return {"pixels": [pixels for _, pixels in items], "next_ready": [ready] * len(items),
+                "error": [None] * len(items)}
 
 
 def rows_of(table) -> list[dict]:

@@ -85,6 +85,7 @@ def register_test_scorers() -> None:
     """Add this module's scorers to the registry (driver and Ray workers)."""
     scoring._REGISTRY.setdefault("test_mean", "test_engine_ray:MeanScorer")
     scoring._REGISTRY.setdefault("test_gpu_probe", "test_engine_ray:GpuProbeScorer")
+    scoring._REGISTRY.setdefault("optprobe", "pipeline_helpers:OptionsProbe")
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +166,19 @@ def test_workers_get_their_own_gpu(cluster, folder, tmp_path):
     gpus = {table.column("gpu")[i].as_py() for i in decoded}
     assert gpus <= {0, 1}  # exactly one of the two (fake) GPUs per actor
     assert {table.column("device")[i].as_py() for i in decoded} == {"cuda"}
+
+
+def test_engine_options_reach_the_actors(cluster, folder, tmp_path):
+    given = {"batch_size": 3, "points_per_batch": 5, "image_batch_size": 2, "compile": True}
+    score_with_ray(str(folder), tmp_path / "ray", ["optprobe"], workers=1, rows_per_block=8, unit_size=12,
+                   progress=False, **given, **RAY_OPTS)
+    rows = [r for r in ScoreTable.open(tmp_path / "ray").read().to_pylist() if r["error"] is None]
+    assert len(rows) >= 21
+    for row in rows:
+        assert (row["got_batch_size"], row["got_points_per_batch"], row["got_image_batch_size"]) == (3, 5, 2)
+        assert row["got_compile"] is True and 1 <= row["call_size"] <= 3
+    header = json.loads((tmp_path / "ray" / MANIFEST).read_text())["header"]
+    assert header["scorers"][0]["options"] == given
 
 
 def test_crashed_actor_is_restarted_and_block_retried(cluster, folder, tmp_path):

@@ -17,7 +17,7 @@ import argparse
 from typing import Any
 
 from ..engines.ray import DEFAULT_ROWS_PER_BLOCK, ray_engine
-from ..errors import DiversegError, ParameterError
+from ..errors import DiversegError
 from ..sources import DEFAULT_UNIT_SIZE, KINDS, open_source
 
 
@@ -71,7 +71,12 @@ def add_score_options(parser: argparse.ArgumentParser, default_scorers: str = "b
     group.add_argument("--device", help="device of GPU scorers (default cuda when available)")
     group.add_argument("--dtype", help="dtype of GPU scorers (e.g. float16, bfloat16)")
     group.add_argument("--gpus", help="comma-separated GPU indices: one process per GPU")
-    group.add_argument("--batch-size", type=int, help="images per scorer call")
+    group.add_argument("--batch-size", type=int,
+                       help="images per scorer call (and per model pass of the sam/detect counters)")
+    group.add_argument("--points-per-batch", type=int, help="SAM point prompts per mask-decoder call")
+    group.add_argument("--image-batch-size", type=int,
+                       help="images per image-encoder pass, where it differs from --batch-size")
+    group.add_argument("--compile", action="store_true", default=None, help="torch.compile the models")
     group.add_argument("--workers", type=int, help="worker processes for CPU scorers (default 1)")
     mode = group.add_mutually_exclusive_group()
     mode.add_argument("--resume", dest="overwrite", action="store_false", default=None,
@@ -116,8 +121,9 @@ def score_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     except ValueError:
         raise DiversegError(f"--gpus must be comma-separated integers, got {args.gpus!r}") from None
     return given(engine=_engine(args), scorers=comma_list(args.scorers), scorer_options=options or None,
-                 device=args.device, dtype=args.dtype, gpus=gpus, batch_size=args.batch_size, workers=args.workers,
-                 overwrite=args.overwrite, limit=args.limit)
+                 device=args.device, dtype=args.dtype, gpus=gpus, batch_size=args.batch_size,
+                 points_per_batch=args.points_per_batch, image_batch_size=args.image_batch_size, compile=args.compile,
+                 workers=args.workers, overwrite=args.overwrite, limit=args.limit)
 
 
 # ----------------------------------------------------------------------------- selection
@@ -183,26 +189,7 @@ def add_publish_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--description", help="one paragraph describing the subset, for the card")
 
 
-def check_repo_id(param: str, repo_id: str | None) -> None:
-    """A malformed Hub repo id is a one-line error before any work.
-
-    Example:
-        >>> check_repo_id("push_to_hub", "a/b/c")  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        diverseg_hf.errors.ParameterError: push_to_hub 'a/b/c' is not a valid repo id: Repo id must be ...
-    """
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        if repo_id is not None:
-            validate_repo_id(repo_id)
-    except HFValidationError as exc:
-        raise ParameterError(param, f"{repo_id!r} is not a valid repo id: {str(exc).splitlines()[0]}") from None
-
-
 def shard_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    check_repo_id("push_to_hub", args.push_to_hub)
     return {"formats": comma_list(args.format), "shard_size": args.shard_size, "repo": args.push_to_hub}
 
 

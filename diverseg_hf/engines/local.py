@@ -2,9 +2,12 @@
 
 - CPU scorers only, ``workers > 1``: whole units go to ``workers`` processes.
 - GPU scorers, ``gpus=[0, 1]``: one process per GPU, each scoring whole units on ``cuda:<i>``.
-- GPU scorers, one device, ``workers > 1``: GPU scorers run here in batches; decoding and the CPU
-  scorers of each batch run over ``workers`` processes.
+- GPU scorers, one device, ``workers > 1``: GPU scorers run here in batches; decoding, the CPU
+  scorers and the GPU scorers' preparers of each batch run over ``workers`` processes.
 - Otherwise everything runs in this process.
+
+With GPU scorers, the CPU work of the next batches runs while the GPU scorers run the current one
+(:func:`diverseg_hf.scoring.run.score_units`: a background thread, or the worker processes).
 
 Results are committed by the caller's ``commit(unit_id, table)`` in this process, as units finish.
 
@@ -18,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing as mp
 from collections.abc import Callable, Sequence
@@ -27,7 +31,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from ..scoring import Scorer, get_scorer_class
-from ..scoring.run import prepare_records, score_unit
+from ..scoring.run import Batch, prepare_batch, preparers_of, score_unit, score_units
 from ..scoring.specs import ScorerSpec, build_scorers
 from ..sources import Record, Unit
 
@@ -47,8 +51,8 @@ def _score_unit_in_worker(unit: Unit) -> pa.Table:
     return score_unit(unit, _WORKER["scorers"], _WORKER["batch_size"])
 
 
-def _prepare_in_worker(records: list[Record]) -> tuple[list[dict], list]:
-    return prepare_records(records, [s for s in _WORKER["scorers"] if not s.uses_gpu])
+def _prepare_in_worker(records: list[Record], preparers: dict[str, Callable]) -> Batch:
+    return prepare_batch(records, [s for s in _WORKER["scorers"] if not s.uses_gpu], preparers)
 
 
 def _default_device() -> str:
@@ -98,8 +102,8 @@ def run_local(
             if uses_gpu and workers > 1:
                 _run_with_decode_pool(units, specs, scorers, commit, workers, batch_size, bar)
             else:
-                for unit in units:
-                    commit(unit.id, score_unit(unit, scorers, batch_size, on_batch=bar.update))
+                for unit_id, table in score_units(units, scorers, batch_size, on_batch=bar.update):
+                    commit(unit_id, table)
     finally:
         bar.close()
 
@@ -135,21 +139,19 @@ def _run_pool(units: Sequence[Unit], specs: Sequence[ScorerSpec], commit: Callab
 def _run_with_decode_pool(units: Sequence[Unit], specs: Sequence[ScorerSpec], scorers: list[Scorer],
                           commit: Callable[[str, pa.Table], None], workers: int, batch_size: int | None,
                           bar: tqdm) -> None:
-    """GPU scorers here; decoding and CPU scorers of each batch over ``workers`` processes."""
+    """GPU scorers here; the CPU stage of each batch (decoding, CPU scorers, preparers) over ``workers`` processes."""
     cpu_specs = [spec for spec in specs if not get_scorer_class(spec[0]).uses_gpu]
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(cpu_specs, None, batch_size)) as pool:
+        prepare = functools.partial(_prepare_over_pool, pool, workers, preparers_of(scorers))
+        for unit_id, table in score_units(units, scorers, batch_size, prepare=prepare, on_batch=bar.update):
+            commit(unit_id, table)
 
-        def prepare(records: list[Record]) -> tuple[list[dict], list]:
-            step = max(1, -(-len(records) // workers))
-            chunks = [records[i : i + step] for i in range(0, len(records), step)]
-            rows: list[dict] = []
-            images: list = []
-            for part_rows, part_images in pool.map(_prepare_in_worker, chunks):
-                rows.extend(part_rows)
-                images.extend(part_images)
-            return rows, images
 
-        for unit in units:
-            commit(unit.id, score_unit(unit, scorers, batch_size, prepare=prepare, on_batch=bar.update))
+def _prepare_over_pool(pool: ProcessPoolExecutor, workers: int, preparers: dict[str, Callable],
+                       records: list[Record]) -> Batch:
+    """The CPU stage of one batch, split in ``workers`` consecutive chunks over ``pool``."""
+    step = max(1, -(-len(records) // workers))
+    chunks = [records[i : i + step] for i in range(0, len(records), step)]
+    return Batch.concat(pool.map(_prepare_in_worker, chunks, [preparers] * len(chunks)))

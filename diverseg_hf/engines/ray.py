@@ -7,8 +7,10 @@ The same guarantees as the local engine, on as many GPUs as the cluster has:
    unit with a marker row; blocks are sized in rows (``rows_per_block``), not bytes, so a small
    corpus is still spread over every worker.
 2. score: a pool of ``workers`` actors, each holding ``gpus_per_worker`` GPUs and its own Scorer
-   objects (one model load per actor), runs :func:`diverseg_hf.score.score_unit` on each block
-   (``batch_size`` images per scorer call). A crashed actor is restarted and its block retried.
+   objects (one model load per actor, built from the specs, so with the engine options such as
+   ``points_per_batch``), runs :func:`diverseg_hf.scoring.run.score_unit` on each block (``batch_size``
+   images per scorer call; the CPU stage of the next batches overlaps the GPU scorers). A crashed
+   actor is restarted and its block retried.
 3. commit: the driver gathers each unit's rows, puts them back in source order and commits the
    unit atomically (:meth:`diverseg_hf.storage.ScoreTable.commit`) as soon as its marker and all its
    rows have arrived, so a killed driver re-run skips finished units. The table is row for row

@@ -1,19 +1,26 @@
 """Scorer specs: (name, constructor options) pairs that travel to worker processes and Ray actors.
 
+The engine options given to ``score()`` (:data:`~diverseg_hf.scoring.base.ENGINE_OPTIONS`) go to
+each scorer whose class accepts them (:meth:`~diverseg_hf.scoring.base.Scorer.accepted_options`);
+options given for one scorer by name come on top.
+
 Example:
-    >>> scorer_specs(["blockiness"], common={"device": "cpu"})
+    >>> scorer_specs(["blockiness"], common={"device": "cpu", "batch_size": 4})
     [('blockiness', {})]
+    >>> scorer_specs(["blockiness"], common={"points_per_batch": 64})
+    Traceback (most recent call last):
+    ...
+    diverseg_hf.errors.ParameterError: points_per_batch is taken by none of the scorers (blockiness)
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import DiversegError, require
+from ..errors import DiversegError, ParameterError, require
 from . import create_scorer, get_scorer_class
-from .base import Scorer
+from .base import ENGINE_OPTIONS, Scorer
 
 ScorerSpec = tuple[str, dict[str, Any]]
 
@@ -36,11 +43,17 @@ def check_extras(names: Sequence[str]) -> None:
             require(module, extra)
 
 
+#: Engine options that concern every scorer or the engine itself: given but accepted by no scorer is fine.
+_ENGINE_WIDE = frozenset({"device", "dtype", "batch_size"})
+
+
 def scorer_specs(names: Sequence[str], options: dict[str, dict[str, Any]] | None = None,
                  common: dict[str, Any] | None = None) -> list[ScorerSpec]:
-    """(name, constructor options) per scorer; ``common`` options go only where ``__init__`` takes them.
+    """(name, constructor options) per scorer: the ``common`` engine options each accepts, then ``options[name]``.
 
-    ``device`` and ``dtype`` also go to scorers whose ``__init__`` takes ``**options``.
+    ``common`` holds engine options (None values are ignored). A model-tuning option
+    (``points_per_batch``, ``image_batch_size``, ``compile``) that no scorer accepts is an error
+    rather than silently dropped.
     """
     if not names:
         raise DiversegError("no scorers given")
@@ -49,14 +62,17 @@ def scorer_specs(names: Sequence[str], options: dict[str, dict[str, Any]] | None
     for name in names:
         get_scorer_class(name)  # an unknown name fails before any import of an extra
     check_extras(names)
+    given = {k: v for k, v in (common or {}).items() if v is not None}
+    unknown = sorted(set(given) - set(ENGINE_OPTIONS))
+    if unknown:
+        raise DiversegError(f"unknown engine options {unknown}; known: {', '.join(ENGINE_OPTIONS)}")
+    accepted = {name: get_scorer_class(name).accepted_options() for name in names}
+    for option in sorted(set(given) - _ENGINE_WIDE):
+        if not any(option in a for a in accepted.values()):
+            raise ParameterError(option, f"is taken by none of the scorers ({', '.join(names)})")
     specs = []
     for name in names:
-        cls = get_scorer_class(name)
-        params = inspect.signature(cls.__init__).parameters if cls.__init__ is not object.__init__ else {}
-        accepted = set(params)
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            accepted |= {"device", "dtype"}  # forwarded through **options; batching stays the engine's
-        opts = {k: v for k, v in (common or {}).items() if v is not None and k in accepted}
+        opts = {k: v for k, v in given.items() if k in accepted[name]}
         opts.update((options or {}).get(name, {}))
         specs.append((name, opts))
     return specs
