@@ -81,7 +81,7 @@ class SamMaskCounter:
                  points_per_side: int = 32, points_per_batch: int = 256, pred_iou_thresh: float = 0.88,
                  stability_score_thresh: float = 0.95, stability_score_offset: float = 1.0,
                  box_nms_thresh: float = 0.7, mask_threshold: float = 0.0, image_batch_size: int = 4,
-                 upscale_batch: int = 64, backend: str = "fast"):
+                 upscale_batch: int = 64, backend: str = "fast", compile: bool = False):
         from .amg_reference import AmgSettings
 
         if dtype not in _DTYPES:
@@ -100,6 +100,9 @@ class SamMaskCounter:
         self.model, self.pixel_mean, self.pixel_std = load_sam(model, dtype)
         self.long_side = int(self.model.config.vision_config.image_size)
         self.backend = backend
+        self.compiled = bool(compile)
+        if self.compiled:  # the vision encoder is where the time goes; the decoder sees many small shapes
+            self.model.vision_encoder = require("torch", "sam").compile(self.model.vision_encoder)
         self.to(device)
 
     def to(self, device: str) -> SamMaskCounter:
@@ -197,7 +200,8 @@ class SamMaskCounter:
         """JSON-serialisable settings (recorded with score tables)."""
         s = self.settings
         return {"model": os.fspath(self.model_name) if not isinstance(self.model_name, str) else self.model_name,
-                "dtype": self.dtype, "backend": self.backend, "points_per_side": s.points_per_side,
+                "dtype": self.dtype, "backend": self.backend, "compile": self.compiled,
+                "points_per_side": s.points_per_side,
                 "points_per_batch": s.points_per_batch, "image_batch_size": self.image_batch_size,
                 "upscale_batch": self.upscale_batch,
                 "pred_iou_thresh": s.pred_iou_thresh,
@@ -221,6 +225,8 @@ class SamScorer(CountingScorer):
     name: ClassVar[str] = "sam"
     column: ClassVar[str] = "sam_masks"
     columns: ClassVar[dict[str, str]] = {"sam_masks": "int32"}
+    engine_options: ClassVar[frozenset[str]] = frozenset(
+        {"device", "dtype", "batch_size", "points_per_batch", "image_batch_size", "compile"})
 
     def __init__(self, model: Any = "facebook/sam-vit-huge", device: str = "cpu", batch_size: int | None = None,
                  points_per_batch: int | None = None, image_batch_size: int | None = None, **options: Any):
