@@ -36,6 +36,25 @@ from .storage import ScoreTable, table_schema
 
 logger = logging.getLogger(__name__)
 
+#: Scorer options and settings that change how fast a table is made, never its values: a resumed run may
+#: change them (e.g. a smaller --batch-size after running out of memory); the header records the latest.
+TUNING = frozenset({"batch_size", "points_per_batch", "image_batch_size", "upscale_batch", "compile"})
+
+
+def without_tuning(header: dict[str, Any]) -> dict[str, Any]:
+    """``header`` without the :data:`TUNING` entries of its scorers: what must match when a table resumes.
+
+    Example:
+        >>> without_tuning({"scorers": [{"name": "sam", "options": {"batch_size": 8, "dtype": "bfloat16"}}]})
+        {'scorers': [{'name': 'sam', 'options': {'dtype': 'bfloat16'}, 'settings': {}}]}
+    """
+    def strip(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if k not in TUNING}
+
+    scorers = [{**s, "options": strip(s.get("options", {})), "settings": strip(s.get("settings", {}))}
+               for s in header.get("scorers", [])]
+    return {**header, "scorers": scorers}
+
 
 @dataclass
 class ScoreSummary:
@@ -125,7 +144,8 @@ def score(
     header = json.loads(json.dumps(header, default=str))
     unit_list = [{"id": u.id, "size": u.size, "max_records": u.max_records, "fingerprint": u.fingerprint()}
                  for u in units]
-    table = ScoreTable.create(Path(out), header, unit_list, overwrite=overwrite, resume=resume)
+    table = ScoreTable.create(Path(out), header, unit_list, overwrite=overwrite, resume=resume,
+                              compared=without_tuning)
     before = len(table.done())
     todo = [u for u in units if u.id not in table.done()]
     if before:

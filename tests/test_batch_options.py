@@ -92,11 +92,16 @@ def test_options_reach_the_scorer_and_are_recorded(tmp_path, registry, paths, mo
     assert probe["settings"] == {**GIVEN, "dtype": "bfloat16"}
 
 
-def test_resume_with_other_batch_options_is_refused(tmp_path, registry):
+def test_resume_may_change_batch_options_but_not_the_values(tmp_path, registry):
+    """After an out-of-memory kill a smaller --batch-size resumes the table; a dtype change is refused."""
     write_files(tmp_path / "src", good_images(3))
     score(str(tmp_path / "src"), tmp_path / "scores", ["optprobe"], batch_size=2, device="cpu", progress=False)
+    score(str(tmp_path / "src"), tmp_path / "scores", ["optprobe"], batch_size=4, points_per_batch=3,
+          device="cpu", progress=False)
+    assert ScoreTable.open(tmp_path / "scores").header["scorers"][0]["options"]["batch_size"] == 4  # the latest
     with pytest.raises(DiversegError, match="different scorers"):
-        score(str(tmp_path / "src"), tmp_path / "scores", ["optprobe"], batch_size=4, device="cpu", progress=False)
+        score(str(tmp_path / "src"), tmp_path / "scores", ["optprobe"], dtype="bfloat16", device="cpu",
+              progress=False)
 
 
 def test_bad_batch_options_name_their_parameter(tmp_path, registry):
@@ -117,3 +122,30 @@ def test_cli_flags_reach_the_scorer(tmp_path, registry, capsys):
                  "--points-per-batch", "64"]) == 2
     assert "diverseg score: error: --points-per-batch is taken by none of the scorers (blockiness)" in \
         capsys.readouterr().err
+
+
+def test_engine_options_reach_the_real_sam_counter_and_are_recorded(tmp_path, monkeypatch):
+    """--batch-size / --points-per-batch / --image-batch-size / --compile reach SamMaskCounter itself."""
+    torch = pytest.importorskip("torch")
+    from sam_helpers import TINY_SAM
+
+    from diverseg_hf.scoring.sam import SamMaskCounter
+
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: compiled.append(type(module).__name__) or module)
+    built: list[SamMaskCounter] = []
+    original = SamMaskCounter.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        built.append(self)
+
+    monkeypatch.setattr(SamMaskCounter, "__init__", spy)
+    write_files(tmp_path / "src", dict(list(good_images(3).items())[:3]))
+    score(str(tmp_path / "src"), tmp_path / "scores", ["sam"], {"sam": {"model": str(TINY_SAM), "points_per_side": 4}},
+          device="cpu", batch_size=3, points_per_batch=5, image_batch_size=2, compile=True, progress=False)
+    assert built and all(c.settings.points_per_batch == 5 and c.image_batch_size == 2 for c in built)
+    assert compiled and all(c.compiled for c in built)
+    sam = ScoreTable.open(tmp_path / "scores").header["scorers"][0]
+    assert sam["settings"]["points_per_batch"] == 5 and sam["settings"]["image_batch_size"] == 2
+    assert sam["settings"]["compile"] is True and sam["options"]["batch_size"] == 3

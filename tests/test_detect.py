@@ -7,6 +7,8 @@ import string
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -118,13 +120,65 @@ def test_scorer_records_bad_images(tiny_owl):
     assert scorer.settings()["vocabulary_size"] == len(VOCAB)
 
 
-def test_threshold_for_retention_and_misuse(tiny_owl):
+def brute_force_retention(scores, min_objects, retention):
+    """Every threshold that can matter (each sample score, and just below the lowest), counted image by image."""
+    pool = np.concatenate([np.asarray(s, np.float32) for s in scores] + [np.zeros(0, np.float32)])
+    candidates = [float(v) for v in np.unique(pool)]
+    if len(pool):
+        candidates.append(float(np.nextafter(pool.min(), np.float32(-np.inf))))
+    requested = int(np.floor(retention * len(scores) + 0.5))
+    reach = {t: sum(int(np.sum(np.asarray(s, np.float32) > t)) >= min_objects for s in scores) for t in candidates}
+    return requested, reach
+
+
+score_sets = st.lists(st.lists(st.sampled_from([0.0625 * k for k in range(1, 16)]) | st.floats(0.015625, 1, width=32),
+                               max_size=12), min_size=1, max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(score_sets, st.integers(1, 5), st.floats(0.01, 0.99))
+def test_threshold_for_retention_is_exact_against_brute_force(raw, min_objects, retention):
+    scores = [np.array(s, np.float32) for s in raw]
+    r = threshold_for_retention(scores, min_objects, retention)
+    requested, reach = brute_force_retention(scores, min_objects, retention)
+    got = sum(int(np.sum(s > r.threshold)) >= min_objects for s in scores)
+    assert r.requested == requested and r.images == len(scores) and r.retained == got
+    if reach:
+        best = min(abs(v - requested) for v in reach.values())
+        assert abs(got - requested) == best  # no threshold does better
+        assert got == max(v for v in reach.values() if abs(v - requested) == best)  # the larger on a tie
+    assert r.exact == (requested in reach.values() or (requested == 0 and got == 0))
+    assert (r.tied_images > 0) == (not r.exact and any(v > requested for v in reach.values()))
+
+
+def test_threshold_for_retention_on_a_large_sample_and_misuse(tiny_owl):
     rng = np.random.default_rng(0)
-    scores = [rng.uniform(0, 1, int(rng.integers(0, 40))) for _ in range(200)]
-    t = threshold_for_retention(scores, 18, 0.25)
-    kept = np.mean([np.sum(s > t) >= 18 for s in scores])
-    assert abs(kept - 0.25) <= 0.02
+    scores = [rng.uniform(0, 1, int(rng.integers(0, 40))).astype(np.float32) for _ in range(200)]
+    r = threshold_for_retention(scores, 18, 0.25)
+    assert r.exact and r.retained == 50 == sum(int(np.sum(s > r.threshold)) >= 18 for s in scores)
     with pytest.raises(DiversegError, match="retention"):
         threshold_for_retention(scores, 18, 1.5)
+    with pytest.raises(DiversegError, match="min_objects"):
+        threshold_for_retention(scores, 0, 0.5)
     with pytest.raises(DiversegError, match="processor"):
         ObjectCounter(tiny_owl[0], vocabulary=VOCAB)
+
+
+def test_batch_size_reaches_the_detector_and_halves_on_out_of_memory(tiny_owl, monkeypatch):
+    model, processor = tiny_owl
+    scorer = create_scorer("detect", model=model, vocabulary=VOCAB, processor=processor, score_threshold=0.2,
+                           batch_size=4)
+    assert scorer.default_batch_size == 4 and scorer.settings()["batch_size"] == 4
+    ims = images(5, seed=9)
+    want = scorer(ims)
+    calls, embedder = [], model.image_embedder
+
+    def embed(pixel_values):
+        if len(pixel_values) > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        calls.append(len(pixel_values))
+        return embedder(pixel_values=pixel_values)
+
+    monkeypatch.setattr(model, "image_embedder", embed)
+    assert scorer(ims) == want
+    assert calls == [2, 2, 1] and scorer.counter.batch_size == 2

@@ -13,8 +13,6 @@ from diverseg_hf.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-#: Pages written on other branches of issue 11's work; remove each from here once it has landed.
-PENDING_PAGES = {"docs/fidelity.md", "docs/gpu.md"}
 
 
 def marked_command(marker: str) -> str:
@@ -55,8 +53,6 @@ def test_relative_links_resolve():
             if "://" in target:
                 continue
             path = (page.parent / target).resolve()
-            if path.relative_to(ROOT).as_posix() in PENDING_PAGES:
-                continue
             assert path.exists(), f"{page.name} links to missing {target}"
 
 

@@ -133,3 +133,49 @@ def test_boxes_and_stability_against_loops():
             assert s != s
         else:
             assert s == pytest.approx(int((lg > 1.0).sum()) / union, rel=1e-6)
+
+
+def spy_batches(monkeypatch, model, fail_above: int | None = None):
+    """Record prompts per decoder call and images per encoder call; optionally fail large decoder calls."""
+    calls = {"decoder": [], "encoder": []}
+    decoder, encoder = model.mask_decoder.forward, model.get_image_embeddings
+
+    def decode(*args, **kwargs):
+        points = kwargs["sparse_prompt_embeddings"].shape[1]
+        if fail_above is not None and points > fail_above:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        calls["decoder"].append(points)
+        return decoder(*args, **kwargs)
+
+    monkeypatch.setattr(model.mask_decoder, "forward", decode)
+    monkeypatch.setattr(model, "get_image_embeddings", lambda px: calls["encoder"].append(len(px)) or encoder(px))
+    return calls
+
+
+def test_batch_options_reach_encoder_and_decoder(tiny, monkeypatch):
+    scorer = create_scorer("sam", model=tiny.model, points_per_side=5, points_per_batch=7, batch_size=3,
+                           pred_iou_thresh=0.5, stability_score_thresh=0.7)
+    assert scorer.default_batch_size == 3
+    settings = scorer.settings()
+    assert (settings["points_per_batch"], settings["image_batch_size"], settings["batch_size"]) == (7, 3, 3)
+    images = shape_images(4, seed=21)
+    want = scorer(images)["sam_masks"]
+    calls = spy_batches(monkeypatch, tiny.model)
+    assert scorer(images)["sam_masks"] == want
+    assert calls["decoder"] == [7, 7, 7, 4] * 4 and calls["encoder"] == [3, 1]
+    distinct = create_scorer("sam", model=tiny.model, points_per_side=4, batch_size=8, image_batch_size=2)
+    assert distinct.settings()["image_batch_size"] == 2 and distinct.default_batch_size == 8
+
+
+def test_out_of_memory_halves_counter_batches(tiny, monkeypatch):
+    scorer = create_scorer("sam", model=tiny.model, points_per_side=4, points_per_batch=16, batch_size=4,
+                           pred_iou_thresh=0.5, stability_score_thresh=0.7)
+    images = shape_images(3, seed=22)
+    want = scorer(images)["sam_masks"]
+    calls = spy_batches(monkeypatch, tiny.model, fail_above=3)
+    assert scorer(images) == {"sam_masks": want, "error": [None] * 3}  # 16 -> 8 -> 4 -> 2 prompts per call
+    assert set(calls["decoder"]) == {2} and scorer.counter.settings.points_per_batch == 2
+    calls = spy_batches(monkeypatch, tiny.model, fail_above=0)
+    with pytest.raises(RuntimeError, match="out of memory"):  # all batches at 1: the engine halves the images
+        scorer(images)
+    assert scorer.counter.describe()["points_per_batch"] == 1 and scorer.counter.image_batch_size == 1

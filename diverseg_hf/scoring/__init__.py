@@ -1,4 +1,8 @@
-"""Scorer registry: names usable in ``--scorers`` mapped to lazily imported classes.
+"""Scorer registry: names usable in ``--scorers`` mapped to lazily imported classes; the object counters.
+
+``SamMaskCounter`` (:mod:`.sam`) and ``ObjectCounter`` (:mod:`.detect`) are importable from here; they
+are loaded on first access (module ``__getattr__``), so importing this package imports neither torch
+nor transformers.
 
 Example:
     >>> from diverseg_hf.scoring import scorer_names
@@ -22,6 +26,28 @@ _REGISTRY: dict[str, str] = {
 }
 
 
+# public name -> "module:attribute", imported on first access
+_LAZY: dict[str, str] = {
+    "SamMaskCounter": "diverseg_hf.scoring.sam:SamMaskCounter",
+    "ObjectCounter": "diverseg_hf.scoring.detect:ObjectCounter",
+}
+
+
+def _load(target: str) -> Any:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return _load(_LAZY[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
 def scorer_names() -> list[str]:
     """Names of the registered scorers."""
     return sorted(_REGISTRY)
@@ -33,8 +59,7 @@ def get_scorer_class(name: str) -> type[Scorer]:
         target = _REGISTRY[name]
     except KeyError:
         raise DiversegError(f"unknown scorer {name!r}; available: {', '.join(scorer_names())}") from None
-    module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)
+    return _load(target)
 
 
 def create_scorer(name: str, **options: Any) -> Scorer:
@@ -42,4 +67,4 @@ def create_scorer(name: str, **options: Any) -> Scorer:
     return get_scorer_class(name)(**options)
 
 
-__all__ = ["Scorer", "create_scorer", "get_scorer_class", "scorer_names"]
+__all__ = ["ObjectCounter", "SamMaskCounter", "Scorer", "create_scorer", "get_scorer_class", "scorer_names"]

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, ClassVar
 
@@ -51,22 +52,71 @@ def query_text(name: str, template: str) -> str:
     return template.format(name.replace("_", " "))
 
 
-def threshold_for_retention(scores_per_image: list[np.ndarray], min_objects: int, retention: float) -> float:
-    """The score threshold at which a fraction ``retention`` of images has ``>= min_objects`` boxes above it.
+@dataclass(frozen=True)
+class RetentionThreshold:
+    """The result of :func:`threshold_for_retention`.
 
-    ``scores_per_image`` holds each image's post-NMS box scores at a low threshold (NMS at a higher
-    threshold keeps a subset of the same boxes, so the count above ``t`` is approximated by counting
-    scores above ``t``). The image's key value is its ``min_objects``-th best score; the threshold is
-    the ``1 - retention`` quantile of those values.
+    ``threshold``: the ``score_threshold`` to use (a box counts when its score is ``> threshold``);
+    ``retained``: images of the sample with ``>= min_objects`` boxes above it; ``requested``:
+    ``round(retention * images)`` (halves up); ``tied_images``: when ``retained != requested`` because
+    images share the boundary score, how many share it (no threshold separates them), else 0.
+    """
+
+    threshold: float
+    retained: int
+    requested: int
+    images: int
+    tied_images: int
+
+    @property
+    def exact(self) -> bool:
+        """True when exactly the requested number of images is retained."""
+        return self.retained == self.requested
+
+
+def threshold_for_retention(scores_per_image: list[np.ndarray], min_objects: int,
+                            retention: float) -> RetentionThreshold:
+    """The score threshold at which exactly a share ``retention`` of the images has ``>= min_objects`` boxes.
+
+    ``scores_per_image`` holds each image's box scores after class-aware NMS at a low ``floor``
+    (:meth:`ObjectCounter.box_scores`). Greedy NMS visits boxes by descending score, so the boxes it keeps
+    above any ``t >= floor`` are exactly those NMS keeps when run on the boxes above ``t``: counting the
+    scores ``> t`` gives the counter's count at ``score_threshold=t`` exactly. An image reaches
+    ``min_objects`` iff its ``min_objects``-th best score is ``> t``; with those keys sorted, the threshold
+    is the first key below the requested number. When equal keys straddle that number, no threshold is
+    exact: the nearest achievable count is returned (the larger one on a tie) and ``tied_images`` says
+    how many images share the boundary score. The threshold is one of the sample's scores (or just below
+    the lowest key), so it compares exactly with float32 scores.
 
     Example:
-        >>> threshold_for_retention([np.array([.9, .8]), np.array([.7]), np.array([.6, .5])], 2, 0.5)
-        0.5
+        >>> sample = [np.array([.75, .5]), np.array([.625]), np.array([.5, .25]), np.array([1, .125])]
+        >>> r = threshold_for_retention(sample, 2, 0.5)  # keys .5, .25, .125; the 2nd image never reaches 2
+        >>> r.threshold, r.retained, r.requested, r.exact
+        (0.125, 2, 2, True)
+        >>> r = threshold_for_retention([np.array([.75, .5]), np.array([.5, .5])], 2, 0.5)
+        >>> r.retained, r.requested, r.tied_images  # both keys are .5: 0 or 2 images, never 1
+        (2, 1, 2)
     """
     if not 0 < retention < 1:
         raise DiversegError("retention must be in (0, 1)")
-    keys = np.array([np.sort(s)[::-1][min_objects - 1] if len(s) >= min_objects else 0.0 for s in scores_per_image])
-    return float(np.quantile(keys, 1 - retention))
+    if min_objects < 1:
+        raise DiversegError("min_objects must be >= 1")
+    n = len(scores_per_image)
+    requested = int(np.floor(retention * n + 0.5))
+    keys = np.array([np.sort(np.asarray(s, np.float32))[::-1][min_objects - 1] for s in scores_per_image
+                     if len(s) >= min_objects], np.float32)
+    values, counts = np.unique(keys, return_counts=True)
+    values, counts = values[::-1], counts[::-1]  # distinct keys, descending
+    reachable = np.concatenate([[0], np.cumsum(counts)])  # retained when t is just below values[j - 1]
+    best = int(np.argmin(np.abs(reachable - requested) * 2 - (reachable > requested)))  # nearest, larger on a tie
+    if best < len(values):
+        threshold = float(values[best])
+    else:
+        threshold = float(np.nextafter(values[-1], np.float32(-np.inf))) if len(values) else 0.0
+    retained = int(reachable[best])
+    straddling = (reachable[:-1] < requested) & (requested < reachable[1:])
+    tied = int(counts[straddling][0]) if straddling.any() else 0
+    return RetentionThreshold(threshold, retained, requested, n, tied)
 
 
 class ObjectCounter:
@@ -172,15 +222,30 @@ class ObjectCounter:
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable settings (recorded with score tables)."""
         return {"model": self.model_name, "vocabulary_size": len(self.vocabulary), "template": self.template,
-                "score_threshold": self.score_threshold, "nms_threshold": self.nms_threshold, "dtype": self.dtype}
+                "score_threshold": self.score_threshold, "nms_threshold": self.nms_threshold, "dtype": self.dtype,
+                "batch_size": self.batch_size}
+
+    def halve_batches(self) -> bool:
+        """Halve ``batch_size`` (after an out-of-memory error); False when it is already 1."""
+        if self.batch_size == 1:
+            return False
+        self.batch_size //= 2
+        return True
 
 
 class DetectScorer(CountingScorer):
-    """Scorer ``detect``: column ``det_objects`` = open-vocabulary detection count (None + reason on failure)."""
+    """Scorer ``detect``: column ``det_objects`` = open-vocabulary detection count (None + reason on failure).
+
+    ``batch_size``: images per scorer call and per detector call. Other options go to :class:`ObjectCounter`.
+    """
 
     name: ClassVar[str] = "detect"
     column: ClassVar[str] = "det_objects"
     columns: ClassVar[dict[str, str]] = {"det_objects": "int32"}
+    engine_options: ClassVar[frozenset[str]] = frozenset({"device", "dtype", "batch_size"})
 
-    def __init__(self, model: Any = "google/owlv2-base-patch16-ensemble", device: str = "cpu", **options: Any):
-        super().__init__(ObjectCounter(model, device=device, **options))
+    def __init__(self, model: Any = "google/owlv2-base-patch16-ensemble", device: str = "cpu",
+                 batch_size: int | None = None, **options: Any):
+        if batch_size is not None:
+            options["batch_size"] = batch_size
+        super().__init__(ObjectCounter(model, device=device, **options), batch_size)

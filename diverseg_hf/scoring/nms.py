@@ -1,9 +1,16 @@
 """Greedy box non-maximum suppression in pure torch, with torchvision's rules, on any device.
 
-Rules (those of ``torchvision.ops.nms``): boxes are ``(x1, y1, x2, y2)``; areas are
-``(x2 - x1) * (y2 - y1)`` (no +1); boxes are visited by descending score (stable order for ties);
-a box is suppressed when its IoU with an already kept box is ``> iou_threshold``; an undefined IoU
-(0/0 between zero-area boxes) is NaN and never suppresses.
+Rules (those of torchvision's CPU kernel): boxes are ``(x1, y1, x2, y2)``; areas are
+``(x2 - x1) * (y2 - y1)`` (no +1); the IoU ``inter / (area_i + area_j - inter)`` is computed in the
+boxes' dtype (float32 for float32 boxes; integer, float16 and bfloat16 boxes are computed in float32);
+a box is suppressed when that IoU is ``> iou_threshold`` with the threshold held as a Python float
+(a double): a float32 IoU of 552/920 = 0.6000000238 suppresses at threshold 0.6. Boxes are visited by
+descending score (stable order for ties); an undefined IoU (0/0 between zero-area boxes) is NaN and
+never suppresses. The same on every device: torchvision's CUDA kernel instead rounds the threshold to
+float32 (0.6 -> 0.6000000238, so that pair is kept there) and does not promise a stable sort.
+
+The double comparison is made in the IoU's own dtype against the largest value of that dtype not above
+the threshold (:func:`threshold_below`), which is equivalent and works on devices without float64.
 
 The greedy recurrence ``keep[i] = not any(keep[j] and iou[j, i] > t for j < i)`` is solved as the
 fixed point of that map applied to all boxes at once (at most ``n`` rounds, usually a handful), so the
@@ -18,7 +25,28 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+
+def threshold_below(threshold: float, dtype: torch.dtype) -> float:
+    """The largest ``dtype`` value ``<= threshold``: for ``x`` of that dtype, ``x > t`` (as doubles) iff
+    ``x > threshold_below(t, dtype)`` (as ``dtype``).
+
+    Example:
+        >>> threshold_below(0.6, torch.float32) < 0.6 < float(torch.tensor(0.6, dtype=torch.float32))
+        True
+        >>> threshold_below(0.7, torch.float32) == float(torch.tensor(0.7, dtype=torch.float32))
+        True
+    """
+    if dtype == torch.float64:
+        return float(threshold)
+    if dtype != torch.float32:
+        raise ValueError(f"threshold_below needs float32 or float64, got {dtype}")
+    t32 = np.float32(threshold)
+    if float(t32) > threshold:
+        t32 = np.nextafter(t32, np.float32(-np.inf))
+    return float(t32)
 
 
 def box_iou(boxes: torch.Tensor) -> torch.Tensor:
@@ -56,8 +84,8 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float,
     if boxes.shape[0] == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
-    b = boxes[order].to(torch.float32) if not boxes.is_floating_point() else boxes[order]
-    suppresses = box_iou(b) > iou_threshold
+    b = boxes[order] if boxes.dtype in (torch.float32, torch.float64) else boxes[order].to(torch.float32)
+    suppresses = box_iou(b) > threshold_below(iou_threshold, b.dtype)  # exact in b's dtype
     if classes is not None:
         c = classes[order]
         suppresses &= c[:, None] == c[None, :]

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -80,7 +81,7 @@ class SamMaskCounter:
                  points_per_side: int = 32, points_per_batch: int = 256, pred_iou_thresh: float = 0.88,
                  stability_score_thresh: float = 0.95, stability_score_offset: float = 1.0,
                  box_nms_thresh: float = 0.7, mask_threshold: float = 0.0, image_batch_size: int = 4,
-                 upscale_batch: int = 64, backend: str = "fast"):
+                 upscale_batch: int = 64, backend: str = "fast", compile: bool = False):
         from .amg_reference import AmgSettings
 
         if dtype not in _DTYPES:
@@ -99,6 +100,9 @@ class SamMaskCounter:
         self.model, self.pixel_mean, self.pixel_std = load_sam(model, dtype)
         self.long_side = int(self.model.config.vision_config.image_size)
         self.backend = backend
+        self.compiled = bool(compile)
+        if self.compiled:  # the vision encoder is where the time goes; the decoder sees many small shapes
+            self.model.vision_encoder = require("torch", "sam").compile(self.model.vision_encoder)
         self.to(device)
 
     def to(self, device: str) -> SamMaskCounter:
@@ -181,11 +185,25 @@ class SamMaskCounter:
             return 0
         return nms_count(torch.cat(boxes).float(), torch.cat(scores), s.box_nms_thresh)
 
+    def halve_batches(self) -> bool:
+        """Halve ``points_per_batch``, ``image_batch_size`` and ``upscale_batch`` (after an out-of-memory
+        error); False when all are already 1."""
+        s = self.settings
+        if max(s.points_per_batch, self.image_batch_size, self.upscale_batch) == 1:
+            return False
+        self.settings = dataclasses.replace(s, points_per_batch=max(1, s.points_per_batch // 2))
+        self.image_batch_size, self.upscale_batch = max(1, self.image_batch_size // 2), max(1, self.upscale_batch // 2)
+        self._generator = None
+        return True
+
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable settings (recorded with score tables)."""
         s = self.settings
         return {"model": os.fspath(self.model_name) if not isinstance(self.model_name, str) else self.model_name,
-                "dtype": self.dtype, "backend": self.backend, "points_per_side": s.points_per_side,
+                "dtype": self.dtype, "backend": self.backend, "compile": self.compiled,
+                "points_per_side": s.points_per_side,
+                "points_per_batch": s.points_per_batch, "image_batch_size": self.image_batch_size,
+                "upscale_batch": self.upscale_batch,
                 "pred_iou_thresh": s.pred_iou_thresh,
                 "stability_score_thresh": s.stability_score_thresh, "stability_score_offset": s.stability_score_offset,
                 "box_nms_thresh": s.box_nms_thresh, "mask_threshold": s.mask_threshold,
@@ -195,14 +213,23 @@ class SamMaskCounter:
 class SamScorer(CountingScorer):
     """Scorer ``sam``: column ``sam_masks`` = SAM automatic mask count (None + reason on failure).
 
+    ``batch_size``: images per scorer call (the engine's batches) and, unless ``image_batch_size`` is
+    given, per vision-encoder call; ``points_per_batch``: prompts per mask-decoder call. Other options go
+    to :class:`SamMaskCounter`.
+
     Example:
-        >>> scorer = SamScorer(model="tests/fixtures/tiny_sam", points_per_side=8)  # doctest: +SKIP
-        >>> scorer.to("cuda")([rgb])["sam_masks"]                                    # doctest: +SKIP
+        >>> scorer = SamScorer(model="tests/fixtures/tiny_sam", points_per_side=8, batch_size=16)  # doctest: +SKIP
+        >>> scorer.to("cuda")([rgb])["sam_masks"]                                                  # doctest: +SKIP
     """
 
     name: ClassVar[str] = "sam"
     column: ClassVar[str] = "sam_masks"
     columns: ClassVar[dict[str, str]] = {"sam_masks": "int32"}
+    engine_options: ClassVar[frozenset[str]] = frozenset(
+        {"device", "dtype", "batch_size", "points_per_batch", "image_batch_size", "compile"})
 
-    def __init__(self, model: Any = "facebook/sam-vit-huge", device: str = "cpu", **options: Any):
-        super().__init__(SamMaskCounter(model, device=device, **options))
+    def __init__(self, model: Any = "facebook/sam-vit-huge", device: str = "cpu", batch_size: int | None = None,
+                 points_per_batch: int | None = None, image_batch_size: int | None = None, **options: Any):
+        batches = {"points_per_batch": points_per_batch, "image_batch_size": image_batch_size or batch_size}
+        super().__init__(SamMaskCounter(model, device=device, **options,
+                                        **{k: v for k, v in batches.items() if v is not None}), batch_size)

@@ -1,5 +1,8 @@
 """``SRPairs``: stream (LR, HR) training patches from a curated subset into a torch DataLoader.
 
+(Longer than the package's usual ~350 lines on purpose: the exactly-once split, the resume contract and
+the patch pipeline are one ``IterableDataset``'s state; spread over files, one contract would be too.)
+
 Every image is used exactly once per epoch across all ranks x DataLoader workers, each epoch in a
 different deterministic order, and a run can stop and resume mid-epoch without repeating or losing
 an image.

@@ -30,7 +30,7 @@ import logging
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -106,8 +106,13 @@ class ScoreTable:
 
     @classmethod
     def create(cls, root: Path, header: dict[str, Any], units: list[dict[str, Any]],
-               overwrite: bool = False, resume: bool = True) -> ScoreTable:
-        """Start or resume a table at ``root``; a different header on resume is an error."""
+               overwrite: bool = False, resume: bool = True,
+               compared: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> ScoreTable:
+        """Start or resume a table at ``root``; a different header on resume is an error.
+
+        ``compared`` maps a header to the part of it that must match on resume (default: all of it);
+        the new header is recorded either way.
+        """
         root = Path(root)
         manifest = root / MANIFEST
         if root.exists() and overwrite:
@@ -119,7 +124,9 @@ class ScoreTable:
             old = json.loads(manifest.read_text())
             if not resume:
                 raise DiversegError(f"{root} already holds a score table; pass --resume or --overwrite")
-            diff = [k for k in header if old.get("header", {}).get(k) != header[k]]
+            view = compared or (lambda h: h)
+            before, now = view(old.get("header", {})), view(header)
+            diff = [k for k in now if before.get(k) != now[k]]
             if not diff and old.get("units") != units:
                 diff = ["source contents (files or shards changed)"]
             if diff:
