@@ -39,6 +39,9 @@ def test_curate_mixed_folder(tmp_path, capsys):
     # blockiness was scored: the quality estimate (packaged basis; values >= 300 left out) is recorded, printed
     assert 0.5 <= info["quality"]["quality"] <= 1 and 0 < info["quality"]["n"] <= manifest["totals"]["scored"]
     assert f"quality: estimated JPEG quality of the source {info['quality']['quality']:.1%}" in err
+    card = (tmp_path / "ds" / "README.md").read_text()
+    estimate = next(line for line in card.splitlines() if "Source quality estimate" in line)
+    assert f"{info['quality']['quality']:.4f}" in estimate and "gate" not in estimate  # no gate was asked for
     ds = datasets.load_dataset(str(tmp_path / "ds"), split="train")  # the default config
     assert ds["key"][:] == selection.column("key").to_pylist()
     raw = ds.cast_column("image", datasets.Image(decode=False))
