@@ -94,3 +94,14 @@ def test_select_on_missing_scores_and_publish_on_missing_selection(tmp_path, cap
     assert code == 2 and "not a score table" in err
     code, err = run(["publish", tmp_path / "none", "--out", tmp_path / "ds", "--name", "x"], capsys)
     assert code == 2 and "not a complete selection" in err
+
+
+def test_card_shows_a_quality_gate_that_was_asked_for(tmp_path, capsys):
+    mixed_folder(tmp_path / "src", n_good=10)
+    argv = ["curate", tmp_path / "src", "--out", tmp_path / "ds", "--name", "mine", "--scorers", "blockiness",
+            "--max-blockiness", "1000", "--min-quality", "0.5"]
+    code, err = run(argv, capsys)
+    assert code == 0, err
+    card = (tmp_path / "ds" / "README.md").read_text()
+    estimate = next(line for line in card.splitlines() if "Source quality estimate" in line)
+    assert "(gate: ≥ 0.5, passed)" in estimate and "gate 0.5: passed" in err
