@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,10 +22,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .basis import load_basis
 from .errors import DiversegError
-from .plots import plot_blockiness, plot_counts
+from .plots import plot_blockiness, plot_counts, plot_quality
+from .quality import QualityEstimate
 from .storage import DatasetDir
 from .version import __version__
+
+logger = logging.getLogger(__name__)
 
 _COUNT_LABELS = {"sam_masks": "SAM masks per image", "det_objects": "detected objects per image"}
 
@@ -44,7 +49,9 @@ def published_features(schema: pa.Schema, with_image: bool):
 def config_figures(dataset: DatasetDir, name: str, scores: pa.Table, info: dict[str, Any],
                    kept_keys: Iterable[str]) -> list[dict[str, str]]:
     """Histograms of each selection count column (theta dashed) and of blockiness (log axis, ceiling dashed),
-    the source's images kept (``kept_keys``) and dropped in two colours, with their counts."""
+    the source's images kept (``kept_keys``) and dropped in two colours, with their counts; and, where the
+    selection recorded a quality estimate, the paper's figure: the source's blockiness against each basis
+    quality's."""
     keys = scores.column("key").to_pylist()
     wanted = set(kept_keys)
     kept = np.fromiter((k in wanted for k in keys), bool, len(keys))
@@ -60,6 +67,15 @@ def config_figures(dataset: DatasetDir, name: str, scores: pa.Table, info: dict[
                                ceiling=info["rules"].get("max_blockiness"),
                                title=f"{name}: blockiness of {len(keys):,} source images")
         plots.append({"path": f"assets/{path.name}", "alt": f"blockiness histogram of {name}"})
+    if info.get("quality") and "blockiness" in scores.column_names:
+        try:
+            basis = load_basis(info["rules"].get("basis"))
+        except DiversegError as exc:  # the basis the selection used is gone: the card keeps the numbers
+            logger.warning("no quality figure for %s: %s", name, exc)
+            return plots
+        path = plot_quality(_floats(scores, "blockiness"), basis, dataset.assets_dir / f"{name}_quality.png",
+                            estimate=QualityEstimate.from_dict(info["quality"]), target_label=name)
+        plots.append({"path": f"assets/{path.name}", "alt": f"source quality estimate of {name} against the basis"})
     return plots
 
 

@@ -38,6 +38,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numba
 import numpy as np
@@ -74,6 +75,19 @@ class QualityEstimate:
     above_threshold: int = 0
     method: str = "released"
     weights: dict[int, float] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> QualityEstimate:
+        """The estimate :meth:`to_dict` recorded (e.g. in ``selection.json``).
+
+        Example:
+            >>> QualityEstimate.from_dict({"quality": 0.9, "kl": {"100": 0.5}, "n": 3}).kl
+            {100: 0.5}
+        """
+        weights = data.get("weights")
+        return cls(float(data["quality"]), {int(q): float(v) for q, v in data["kl"].items()}, int(data["n"]),
+                   method=str(data.get("method", "released")),
+                   weights={int(q): float(v) for q, v in weights.items()} if weights else None)
 
     def to_dict(self) -> dict[str, object]:
         """``{"quality": float, "kl": {"100": float, ...}, "n": int}`` (the CLI's ``--json``).

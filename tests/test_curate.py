@@ -42,6 +42,8 @@ def test_curate_mixed_folder(tmp_path, capsys):
     card = (tmp_path / "ds" / "README.md").read_text()
     estimate = next(line for line in card.splitlines() if "Source quality estimate" in line)
     assert f"{info['quality']['quality']:.4f}" in estimate and "gate" not in estimate  # no gate was asked for
+    assert "![source quality estimate of mine against the basis](assets/mine_quality.png)" in card
+    assert (tmp_path / "ds" / "assets" / "mine_quality.png").read_bytes()[:4] == b"\x89PNG"
     ds = datasets.load_dataset(str(tmp_path / "ds"), split="train")  # the default config
     assert ds["key"][:] == selection.column("key").to_pylist()
     raw = ds.cast_column("image", datasets.Image(decode=False))
