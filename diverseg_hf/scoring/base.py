@@ -52,6 +52,8 @@ class Scorer:
         default_batch_size: images per call when no batch size is given.
         engine_options: the keyword arguments of :data:`ENGINE_OPTIONS` the constructor takes
             (None: :data:`GPU_ENGINE_OPTIONS` for a GPU scorer, none for a CPU scorer).
+        requires: ``(extra, modules)``: the modules the scorer imports beyond the base install and the
+            extra that installs them (``pip install "diverseg-hf[EXTRA]"``); checked before any work.
 
     ``__call__(images)`` takes a list of HxWx3 uint8 RGB arrays (or, with a :meth:`preparer`, the
     prepared items) and returns, for each declared column, a list with one value per image (``None``
@@ -64,6 +66,7 @@ class Scorer:
     uses_gpu: ClassVar[bool] = False
     default_batch_size: ClassVar[int] = 32
     engine_options: ClassVar[frozenset[str] | None] = None
+    requires: ClassVar[tuple[str, tuple[str, ...]]] = ("", ())
 
     @classmethod
     def accepted_options(cls) -> frozenset[str]:

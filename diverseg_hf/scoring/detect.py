@@ -243,6 +243,7 @@ class DetectScorer(CountingScorer):
     column: ClassVar[str] = "det_objects"
     columns: ClassVar[dict[str, str]] = {"det_objects": "int32"}
     engine_options: ClassVar[frozenset[str]] = frozenset({"device", "dtype", "batch_size"})
+    requires: ClassVar[tuple[str, tuple[str, ...]]] = ("detect", ("torch", "transformers"))
 
     def __init__(self, model: Any = "google/owlv2-base-patch16-ensemble", device: str = "cpu",
                  batch_size: int | None = None, **options: Any):

@@ -227,6 +227,7 @@ class SamScorer(CountingScorer):
     columns: ClassVar[dict[str, str]] = {"sam_masks": "int32"}
     engine_options: ClassVar[frozenset[str]] = frozenset(
         {"device", "dtype", "batch_size", "points_per_batch", "image_batch_size", "compile"})
+    requires: ClassVar[tuple[str, tuple[str, ...]]] = ("sam", ("torch", "transformers"))
 
     def __init__(self, model: Any = "facebook/sam-vit-huge", device: str = "cpu", batch_size: int | None = None,
                  points_per_batch: int | None = None, image_batch_size: int | None = None, **options: Any):

@@ -24,13 +24,6 @@ from .base import ENGINE_OPTIONS, Scorer
 
 ScorerSpec = tuple[str, dict[str, Any]]
 
-#: What a scorer imports beyond the base install, and the extra (``pip install "diverseg-hf[EXTRA]"``) with it.
-NEEDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "sam": ("sam", ("torch", "transformers")),
-    "detect": ("detect", ("torch", "transformers")),
-}
-
-
 def check_extras(names: Sequence[str]) -> None:
     """Raise the one-line missing-extra error for a scorer whose dependencies are absent, before any work.
 
@@ -38,7 +31,7 @@ def check_extras(names: Sequence[str]) -> None:
         >>> check_extras(["blockiness"])
     """
     for name in names:
-        extra, modules = NEEDS.get(name, ("", ()))
+        extra, modules = get_scorer_class(name).requires
         for module in modules:
             require(module, extra)
 
