@@ -148,8 +148,7 @@ def run_task(task: CopyTask, context: CopyContext, on_row: Callable[[], None] | 
                     on_row()
         except BaseException:
             for writer in writers.values():
-                if isinstance(writer, TarShardWriter):
-                    writer.abort()
+                writer.abort()
             raise
         for writer in writers.values():
             writer.close()

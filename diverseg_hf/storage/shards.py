@@ -1,8 +1,9 @@
 """Shard readers and writers: the one place that reads and writes Parquet and WebDataset tar shards.
 
 Readers yield rows (Parquet) or samples (tars) in file order. Writers share one small contract, the
-way webdataset's ``ShardWriter`` is shaped: ``write(item)`` per row or sample, ``close()`` once (or use
-them as context managers). Output is deterministic: the same items give byte-identical shards (tar
+way webdataset's ``ShardWriter`` is shaped: ``write(item)`` per row or sample, then ``close()`` to
+commit the shard atomically or ``abort()`` to leave nothing (as context managers: close on success,
+abort on error). Output is deterministic: the same items give byte-identical shards (tar
 headers carry no time, owner or mode of the writing machine).
 
 Example:
@@ -86,6 +87,10 @@ class ParquetShardWriter:
                                                           compression=compression))
         self._tables = []
 
+    def abort(self) -> None:
+        """Drop the rows written so far: ``path`` is not written."""
+        self._rows, self._tables = [], []
+
     def _flush_rows(self) -> None:
         if self._rows:
             self._tables.append(pa.Table.from_pylist(self._rows, schema=self.schema))
@@ -97,6 +102,8 @@ class ParquetShardWriter:
     def __exit__(self, kind: Any, *_: Any) -> None:
         if kind is None:
             self.close()
+        else:
+            self.abort()
 
 
 # ----------------------------------------------------------------------------- WebDataset tars
