@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
@@ -40,7 +41,7 @@ from .errors import DiversegError, ParameterError, check_at_least
 from .files import check_output_dir
 from .shard_copy import CopyContext, CopyTask, ShardJob, image_extension, plan_tasks, run_tasks, tar_image_extension
 from .sources import Source, Unit, reopen_source
-from .storage import DatasetDir, ParquetShardWriter, ScoreTable, load_selection, read_parquet_table
+from .storage import DatasetDir, ParquetShardWriter, ScoreTable, load_selection
 from .storage.dataset_dir import REGISTRY
 
 logger = logging.getLogger(__name__)
@@ -165,10 +166,10 @@ def _unit_of_rows(info: dict[str, Any], table: pa.Table, units: list[Unit]) -> l
     position = {u.id: i for i, u in enumerate(units)}
     try:
         store = ScoreTable.open(info["scores_dir"])
-        unit_of: dict[str, int] = {}
-        for unit in store.units:
-            for key in read_parquet_table(store.unit_path(unit["id"]), ["key"]).column("key").to_pylist():
-                unit_of[key] = position[unit["id"]]
+        keys = store.read(columns=["key"]).column("key").to_pylist()  # units in order (the cached table)
+        unit_index = np.repeat([position[u["id"]] for u in store.units],
+                               [store.counts[u["id"]]["rows"] for u in store.units])
+        unit_of = dict(zip(keys, unit_index.tolist()))
         return [unit_of[k] for k in table.column("key").to_pylist()]
     except (DiversegError, KeyError, OSError, TypeError, ValueError):
         return None
