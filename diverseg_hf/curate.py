@@ -65,9 +65,8 @@ def curate(
     work = DatasetDir(out).work_dir(name)
     progress = publish_options.get("progress", True)
     scores = score(src, work / "scores", progress=progress, **(score_options or {}))
-    scored = score_options.get("scorers", ("blockiness",)) if score_options else ("blockiness",)
-    selection = select(work / "scores", work / "selection", estimate="blockiness" in scored,
-                       **(select_options or {}))
+    # the estimate is recorded wherever the table has blockiness values (select checks its columns)
+    selection = select(work / "scores", work / "selection", estimate=True, **(select_options or {}))
     published = publish(work / "selection", out, name, source=src, **publish_options)
     return CurateResult(scores, selection, published)
 
