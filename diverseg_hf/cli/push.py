@@ -71,7 +71,6 @@ def repo_id_arg(value: str) -> str:
 def card_for_repo(folder: str, repo_id: str, into: str) -> Path | None:
     """The card of ``folder`` rendered for the Hub repo ``repo_id`` into the folder ``into`` (the local card is
     left as it is); None for a folder without published configs (its README.md is uploaded as it is)."""
-    # TODO(publish helper): switch to publish's "card text for a repo id" function once it is on main.
     configs = DatasetDir(folder).configs()
     return render_card(into, configs, repo=repo_id) if configs else None
 
