@@ -27,6 +27,8 @@ from diverseg_hf.scoring.amg_reference import (  # noqa: E402
 from diverseg_hf.scoring.sam import SamMaskCounter  # noqa: E402
 
 # (points_per_side, pred_iou, stability, offset, nms, points_per_batch, image_batch, upscale_batch)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SETTINGS = [
     (8, 0.88, 0.95, 1.0, 0.7, 64, 4, 64),
     (8, 0.5, 0.7, 1.0, 0.7, 256, 3, 7),
@@ -34,14 +36,6 @@ SETTINGS = [
     (6, 0.0, 0.0, 1.0, 0.9, 5, 1, 1),
     (10, 0.45, 0.8, 2.0, 0.3, 33, 5, 16),
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

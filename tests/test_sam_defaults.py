@@ -24,20 +24,14 @@ from diverseg_hf.scoring.amg_reference import AmgSettings, ReferenceMaskGenerato
 from diverseg_hf.scoring.sam import SamMaskCounter  # noqa: E402
 
 # points_per_side, pred_iou, stability, offset, box_nms, mask_threshold, points_per_batch, image_batch, upscale
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 DEFAULTS = (8, 0.88, 0.95, 1.0, 0.7, 0.0, 64, 4, 64)
 SETTINGS = {
     "defaults": DEFAULTS,
     "knobs_nms0.6": (6, 0.9, 0.9, 0.5, 0.6, 0.25, 7, 2, 5),  # 0.6 and 0.3 round UP in float32
     "knobs_nms0.3": (7, 0.92, 0.97, 2.0, 0.3, -0.5, 13, 3, 1),
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
