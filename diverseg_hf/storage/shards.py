@@ -52,7 +52,30 @@ def iter_parquet_rows(path: str | os.PathLike, columns: Sequence[str] | None = N
         yield from batch.to_pylist()
 
 
-class ParquetShardWriter:
+class ShardWriter:
+    """The writers' contract: ``write(item)``, then ``close()`` (commit) or ``abort()`` (leave nothing);
+    as a context manager, close on success and abort on error."""
+
+    def write(self, item: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class ParquetShardWriter(ShardWriter):
     """Rows of one Parquet shard with a fixed ``schema``, written when closed.
 
     ``row_group_size`` rows per row group (pyarrow's default when None); columns in ``uncompressed``
@@ -95,15 +118,6 @@ class ParquetShardWriter:
         if self._rows:
             self._tables.append(pa.Table.from_pylist(self._rows, schema=self.schema))
             self._rows = []
-
-    def __enter__(self) -> ParquetShardWriter:
-        return self
-
-    def __exit__(self, kind: Any, *_: Any) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self.abort()
 
 
 # ----------------------------------------------------------------------------- WebDataset tars
@@ -238,7 +252,7 @@ def _sample(tar: tarfile.TarFile, group: list[tarfile.TarInfo], read: bool) -> T
     return TarSample(key, name, data, others)
 
 
-class TarShardWriter:
+class TarShardWriter(ShardWriter):
     """Samples of one WebDataset tar shard: ``write({"__key__": key, ext: bytes, ...})`` adds ``key.ext`` files.
 
     The tar is written to a temporary file beside ``path`` and renamed into place by :meth:`close`, so
@@ -263,15 +277,6 @@ class TarShardWriter:
     def abort(self) -> None:
         self._tar.close()
         self._temp.unlink(missing_ok=True)
-
-    def __enter__(self) -> TarShardWriter:
-        return self
-
-    def __exit__(self, kind: Any, *_: Any) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
