@@ -46,7 +46,10 @@ def write_published_folder(
             "blockiness": [1.5] * len(part),
         }
         table = pa.Table.from_pydict(rows, schema=FEATURES.arrow_schema)
-        pq.write_table(table, root / "data" / config / f"train-{s:05d}-of-{shards:05d}.parquet")
+        # as publish writes shards: images stored uncompressed, the rest zstd, 100-row row groups
+        compression = {name: "none" if name == "image" else "zstd" for name in table.column_names}
+        path = root / "data" / config / f"train-{s:05d}-of-{shards:05d}.parquet"
+        pq.write_table(table, path, compression=compression, row_group_size=100)
         with tarfile.open(root / "wds" / config / f"train-{s:05d}.tar", "w") as tar:
             for key, data, ext in part:
                 for name, payload in ((f"{key}.{ext}", data), (f"{key}.json", json.dumps({"key": key}).encode())):

@@ -72,7 +72,6 @@ import hashlib
 import itertools
 import logging
 import os
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -80,7 +79,7 @@ import numpy as np
 
 from ..errors import DiversegError, ImageError, require
 from ..images import decode_rgb
-from .imresize import imresize, imresize_window
+from .patches import make_pair, warm_up
 from .readers import dataset_reader, folder_reader
 
 torch = require("torch", "sr")
@@ -214,6 +213,7 @@ class SRPairs(torch.utils.data.IterableDataset):
         self._start: dict[int, dict[str, int]] = {}  # where each worker's stream begins (from a loaded state)
         self._seen: dict[int, dict[str, int]] = {}  # what the main process has consumed, per worker
         self._num_workers: int | None = None
+        warm_up()  # compiled here once, so that forked DataLoader workers inherit the kernels
 
     @classmethod
     def from_folder(
@@ -357,30 +357,14 @@ class SRPairs(torch.utils.data.IterableDataset):
             return None
         return rgb
 
-    def _lr_source(self, rgb: np.ndarray) -> Any:
-        """The image cropped to a multiple of the scale, as a 3xHxW uint8 view (no copy) for ``imresize_window``."""
-        h, w = rgb.shape[0] - rgb.shape[0] % self.scale, rgb.shape[1] - rgb.shape[1] % self.scale
-        with warnings.catch_warnings():  # decoded arrays are read-only; the view is only read
-            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-            return torch.from_numpy(rgb[:h, :w]).permute(2, 0, 1)
+    def _lr_source(self, rgb: np.ndarray) -> np.ndarray:
+        """The image cropped to a multiple of the scale (a view), whose LR windows ``lr_from="image"`` cuts."""
+        return rgb[: rgb.shape[0] - rgb.shape[0] % self.scale, : rgb.shape[1] - rgb.shape[1] % self.scale]
 
-    def _pair(self, rgb: np.ndarray, key: str, pair: int, lr_source: Any = None) -> tuple[Any, Any]:
+    def _pair(self, rgb: np.ndarray, key: str, pair: int, lr_source: np.ndarray | None = None) -> tuple[Any, Any]:
         rng = np.random.default_rng([self.seed, self.epoch, _key_seed(key), pair])
         p, s = self.patch_size, self.scale
         top = s * int(rng.integers((rgb.shape[0] - p) // s + 1))
         left = s * int(rng.integers((rgb.shape[1] - p) // s + 1))
-        hr_t = torch.from_numpy(np.ascontiguousarray(rgb[top : top + p, left : left + p].transpose(2, 0, 1)))
         k = int(rng.integers(8)) if self.augment else 0
-        hr_t = _dihedral(hr_t, k)
-        if lr_source is None:
-            lr_t = imresize(hr_t.contiguous(), 1.0 / s)
-        else:  # the patch's window of the whole image's LR, computed from the input pixels it reads
-            lr_t = _dihedral(imresize_window(lr_source, 1.0 / s, top // s, left // s, p // s, p // s), k)
-        return lr_t.float().div_(255.0), hr_t.float().div_(255.0)
-
-
-def _dihedral(chw: Any, k: int) -> Any:
-    """Variant ``k`` (0..7) of a CxHxW tensor: ``k % 4`` quarter turns (as ``np.rot90``), then a
-    left-right flip when ``k >= 4``."""
-    out = torch.rot90(chw, k % 4, dims=(1, 2))
-    return out.flip(2) if k >= 4 else out
+        return make_pair(rgb, top, left, p, s, k, lr_source)
