@@ -13,7 +13,8 @@ process(es) that made it (the main process for 0 workers; the workers, from
 start included). "ratio" = decode-only ms per image / ms per pair: the share of a core's decode
 rate that survives reading shards, cropping, the MATLAB bicubic LR, collation and the DataLoader; a
 constant per-worker figure from 1 to 2 workers means linear scaling. Each figure is the best of
-``--repeat`` runs.
+``--repeat`` runs. The rows "patch, partial" use ``partial_decode=True`` (PNGs decoded only down to the
+patch's last row); their ratio is still against the full decode, so it may exceed 1.
 
 Two reference lines follow the table: the DataLoader's own cost per pair (a dataset that yields
 ready-made tensors of the same shapes: collation, and with workers the shared-memory batches and
@@ -72,8 +73,14 @@ def _children_cpu() -> float:
 
 
 def pair_ms(root: Path, fmt: str, workers: int, patch: int, lr_from: str) -> tuple[float, int]:
-    """CPU milliseconds per pair of one epoch, in the process(es) that made the pairs; and the pair count."""
-    return loader_ms(SRPairs.from_folder(root, "I", format=fmt, scale=4, patch_size=patch, lr_from=lr_from), workers)
+    """CPU milliseconds per pair of one epoch, in the process(es) that made the pairs; and the pair count.
+
+    ``lr_from="patch, partial"``: ``lr_from="patch"`` with ``partial_decode=True``.
+    """
+    partial = lr_from.endswith("partial")
+    pairs = SRPairs.from_folder(root, "I", format=fmt, scale=4, patch_size=patch, lr_from=lr_from.split(",")[0],
+                                partial_decode=partial)
+    return loader_ms(pairs, workers)
 
 
 class _ReadyPairs(torch.utils.data.IterableDataset):
@@ -117,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--patch", type=int, default=192)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--lr-from", nargs="+", default=["patch", "image"])
+    p.add_argument("--lr-from", nargs="+", default=["patch", "image", "patch, partial"])
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

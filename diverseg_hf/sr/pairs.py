@@ -77,8 +77,10 @@ from typing import Any
 
 import numpy as np
 
+from ..containers import PNG_MAGIC
 from ..errors import DiversegError, ImageError, require
-from ..images import decode_rgb
+from ..images import decode_rgb, probe, read_bytes
+from .partial import png_top_rows
 from .patches import make_pair, warm_up
 from .readers import dataset_reader, folder_reader
 
@@ -170,6 +172,8 @@ class SRPairs(torch.utils.data.IterableDataset):
         shuffle_buffer: records mixed within a stream for sharded sources (1 = shard order only).
         lr_from: ``"patch"`` or ``"image"`` (see above).
         output_names: the keys of the LR and HR outputs, ``("lr", "hr")`` or BasicSR's ``("lq", "gt")``.
+        partial_decode: decode a PNG only down to the last row its patches need (the same pixels; see
+            :mod:`~diverseg_hf.sr.partial` for what is then not checked); ``lr_from="patch"`` only.
     """
 
     def __init__(
@@ -188,6 +192,7 @@ class SRPairs(torch.utils.data.IterableDataset):
         shuffle_buffer: int = 256,
         lr_from: str = "patch",
         output_names: tuple[str, str] = ("lr", "hr"),
+        partial_decode: bool = False,
     ):
         super().__init__()
         if int(scale) != scale or scale < 1:
@@ -198,6 +203,8 @@ class SRPairs(torch.utils.data.IterableDataset):
             raise DiversegError(f"lr_from must be 'patch' or 'image', got {lr_from!r}")
         if len(output_names) != 2 or len(set(output_names)) != 2 or {"key", "pos"} & set(output_names):
             raise DiversegError(f"output_names must be two distinct names other than key and pos, got {output_names!r}")
+        if partial_decode and lr_from != "patch":
+            raise DiversegError("partial_decode needs lr_from='patch' (the image's LR reads every row)")
         if pairs_per_image < 1:
             raise DiversegError(f"pairs_per_image must be >= 1, got {pairs_per_image}")
         if (rank is None) != (world_size is None):
@@ -208,7 +215,7 @@ class SRPairs(torch.utils.data.IterableDataset):
         self.scale, self.patch_size, self.seed = int(scale), int(patch_size), int(seed)
         self.pairs_per_image, self.augment, self.shuffle_buffer = pairs_per_image, augment, shuffle_buffer
         self._rank, self._world = rank, world_size
-        self.lr_from, self.output_names = lr_from, tuple(output_names)
+        self.lr_from, self.output_names, self.partial_decode = lr_from, tuple(output_names), partial_decode
         self.epoch = 0
         self._start: dict[int, dict[str, int]] = {}  # where each worker's stream begins (from a loaded state)
         self._seen: dict[int, dict[str, int]] = {}  # what the main process has consumed, per worker
@@ -332,39 +339,64 @@ class SRPairs(torch.utils.data.IterableDataset):
         )
         for index, (key, payload) in enumerate(records, start=first_image):
             pair0 = first_pair if index == first_image else 0
-            rgb = self._decode(key, payload, counts)
+            rgb, places = self._decode(key, payload, pair0, counts)
             if rgb is None:
                 continue
             lr_source = self._lr_source(rgb) if self.lr_from == "image" else None
-            for j in range(pair0, ppi):
+            for j, (top, left, turn) in enumerate(places, start=pair0):
                 cursor = index * ppi + j + 1
                 pos = torch.tensor([worker, workers, cursor, counts["too_small"], counts["bad"]])
-                lr, hr = self._pair(rgb, key, j, lr_source)
+                lr, hr = make_pair(rgb, top, left, self.patch_size, self.scale, turn, lr_source)
                 yield {"key": key, self.output_names[0]: lr, self.output_names[1]: hr, "pos": pos}
         logger.debug("SRPairs epoch %d stream %d/%d done; skipped %s", self.epoch, stream, n_streams, counts)
 
-    def _decode(self, key: str, payload: Any, counts: dict[str, int]) -> np.ndarray | None:
+    def _decode(self, key: str, payload: Any, pair0: int, counts: dict[str, int]) -> tuple[Any, list]:
+        """The decoded image (or, with ``partial_decode``, its top rows that the patches need) and the
+        (top, left, turn) of pairs ``pair0..``; (None, []) for a skipped image."""
         try:
             if payload is None:
                 raise ImageError("missing", "record has no image")
-            rgb = decode_rgb(payload)
+            rgb = self._partial(key, payload, pair0) if self.partial_decode else None
+            if rgb is None:
+                rgb = decode_rgb(payload)
+                shape = rgb.shape[:2]
+            else:
+                rgb, shape = rgb
         except ImageError as exc:
             counts["bad"] += 1  # counted in the state (``skipped``); one debug line, not a warning per worker
             logger.debug("SRPairs: skipping %s: %s", key, exc.reason)
-            return None
-        if min(rgb.shape[:2]) < self.patch_size:
+            return None, []
+        if min(shape) < self.patch_size:
             counts["too_small"] += 1
+            return None, []
+        return rgb, self._places(shape, key, pair0)
+
+    def _partial(self, key: str, payload: Any, pair0: int) -> tuple[np.ndarray, tuple[int, int]] | None:
+        """(top rows, full (height, width)) of a PNG payload, or None to decode it whole."""
+        if not isinstance(payload, (bytes, bytearray, memoryview, str, os.PathLike)):
             return None
-        return rgb
+        data = read_bytes(payload)
+        if not data.startswith(PNG_MAGIC):
+            return None
+        info = probe(data)
+        shape = (info.height, info.width)
+        if min(shape) < self.patch_size:
+            return np.empty((0, 0, 3), np.uint8), shape
+        rows = max(top for top, _, _ in self._places(shape, key, pair0)) + self.patch_size
+        cut = png_top_rows(data, rows)
+        return None if cut is None else (cut, shape)
+
+    def _places(self, shape: tuple[int, int], key: str, pair0: int) -> list[tuple[int, int, int]]:
+        """(top, left, turn) of pairs ``pair0..pairs_per_image-1`` of an image of ``shape``, drawn from
+        ``(seed, epoch, key, pair)``."""
+        p, s, places = self.patch_size, self.scale, []
+        for pair in range(pair0, self.pairs_per_image):
+            rng = np.random.default_rng([self.seed, self.epoch, _key_seed(key), pair])
+            top = s * int(rng.integers((shape[0] - p) // s + 1))
+            left = s * int(rng.integers((shape[1] - p) // s + 1))
+            places.append((top, left, int(rng.integers(8)) if self.augment else 0))
+        return places
 
     def _lr_source(self, rgb: np.ndarray) -> np.ndarray:
         """The image cropped to a multiple of the scale (a view), whose LR windows ``lr_from="image"`` cuts."""
         return rgb[: rgb.shape[0] - rgb.shape[0] % self.scale, : rgb.shape[1] - rgb.shape[1] % self.scale]
-
-    def _pair(self, rgb: np.ndarray, key: str, pair: int, lr_source: np.ndarray | None = None) -> tuple[Any, Any]:
-        rng = np.random.default_rng([self.seed, self.epoch, _key_seed(key), pair])
-        p, s = self.patch_size, self.scale
-        top = s * int(rng.integers((rgb.shape[0] - p) // s + 1))
-        left = s * int(rng.integers((rgb.shape[1] - p) // s + 1))
-        k = int(rng.integers(8)) if self.augment else 0
-        return make_pair(rgb, top, left, p, s, k, lr_source)
