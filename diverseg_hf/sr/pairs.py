@@ -36,7 +36,7 @@ record); with the current epoch it keeps it, so ``load_state_dict`` then ``set_e
 resumes. Use ``persistent_workers=False`` (the default): workers copy the dataset when an epoch
 starts.
 
-(About 380 lines: the sharding, resume and pair logic share one state and are kept together.)
+(About 400 lines: the sharding, resume and pair logic share one state and are kept together.)
 
 Example:
     >>> import datasets, io, numpy as np
@@ -356,23 +356,23 @@ class SRPairs(torch.utils.data.IterableDataset):
         try:
             if payload is None:
                 raise ImageError("missing", "record has no image")
-            rgb = self._partial(key, payload, pair0) if self.partial_decode else None
-            if rgb is None:
+            decoded = self._partial(key, payload, pair0) if self.partial_decode else None
+            if decoded is None:
                 rgb = decode_rgb(payload)
-                shape = rgb.shape[:2]
-            else:
-                rgb, shape = rgb
+                decoded = rgb, rgb.shape[:2]
         except ImageError as exc:
             counts["bad"] += 1  # counted in the state (``skipped``); one debug line, not a warning per worker
             logger.debug("SRPairs: skipping %s: %s", key, exc.reason)
             return None, []
+        rgb, shape = decoded
         if min(shape) < self.patch_size:
             counts["too_small"] += 1
             return None, []
         return rgb, self._places(shape, key, pair0)
 
-    def _partial(self, key: str, payload: Any, pair0: int) -> tuple[np.ndarray, tuple[int, int]] | None:
-        """(top rows, full (height, width)) of a PNG payload, or None to decode it whole."""
+    def _partial(self, key: str, payload: Any, pair0: int) -> tuple[np.ndarray | None, tuple[int, int]] | None:
+        """(top rows the patches need, full (height, width)) of a PNG payload (no rows when it is too small
+        for a patch), or None to decode it whole."""
         if not isinstance(payload, (bytes, bytearray, memoryview, str, os.PathLike)):
             return None
         data = read_bytes(payload)
@@ -381,7 +381,7 @@ class SRPairs(torch.utils.data.IterableDataset):
         info = probe(data)
         shape = (info.height, info.width)
         if min(shape) < self.patch_size:
-            return np.empty((0, 0, 3), np.uint8), shape
+            return None, shape
         rows = max(top for top, _, _ in self._places(shape, key, pair0)) + self.patch_size
         cut = png_top_rows(data, rows)
         return None if cut is None else (cut, shape)
