@@ -9,7 +9,9 @@ Measures images/s (wall time on the device, after a warm-up call) of:
 - transformers' ``mask-generation`` pipeline on the same model (float32);
 - the detection counter (:class:`~diverseg_hf.scoring.detect.ObjectCounter`) on a random-weight OWLv2-base
   (960 pixels, 1,203 LVIS queries; a character-level tokenizer stands in for CLIP's, offline);
-- the blockiness torch path (:func:`diverseg_hf.blockiness_torch.blockiness_torch`) on 512x384 gray images.
+- the blockiness torch path (:func:`diverseg_hf.blockiness_torch.blockiness_torch`) on 512x384 gray images;
+- the SAM counter ViT-H bfloat16 again with ``compile=True`` (torch.compile of the vision encoder; the warm-up
+  time, ``warmup_s``, includes the compilation).
 
 Each measurement runs in its own ``try`` within a share of the time budget; the JSON is rewritten after
 each one, so a failure or a kill still leaves everything measured so far. It records the peak GPU memory
@@ -87,8 +89,10 @@ def timed(fn, images: list, batch: int, budget: float, device: str) -> dict:
 
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    fn(images[:batch])  # warm-up
+    began = time.perf_counter()
+    fn(images[:batch])  # warm-up (and compilation, with --compile)
     sync()
+    warmup = time.perf_counter() - began
     start, done = time.perf_counter(), 0
     while done == 0 or (time.perf_counter() - start < budget and done < len(images)):
         chunk = images[done % len(images):][:batch]
@@ -97,7 +101,7 @@ def timed(fn, images: list, batch: int, budget: float, device: str) -> dict:
     sync()
     seconds = time.perf_counter() - start
     result = {"images": done, "seconds": round(seconds, 3), "images_per_s": round(done / seconds, 3),
-              "last_output": out[:4] if isinstance(out, list) else None}
+              "warmup_s": round(warmup, 3), "last_output": out[:4] if isinstance(out, list) else None}
     if device.startswith("cuda"):
         result["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     return result
@@ -111,15 +115,15 @@ def sam_measurements(args):
     images = photos(args.images, (120, 160) if args.smoke else (480, 640))
     thresholds = {"default": {}, "all0": {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}}
 
-    def counter(name, dtype, knobs):
+    def counter(name, dtype, knobs, compile=False):
         def run(share):
             model = sam_model(name, args.smoke, args.device)
             c = SamMaskCounter(model, device=args.device, dtype=dtype, points_per_side=points,
                                points_per_batch=args.points_per_batch, image_batch_size=args.image_batch_size,
-                               **thresholds[knobs])
+                               compile=compile, **thresholds[knobs])
             result = timed(c.count, images, args.image_batch_size, share, args.device)
             return {**result, "points_per_side": points, "points_per_batch": c.settings.points_per_batch,
-                    "image_batch_size": c.image_batch_size, "dtype": dtype}
+                    "image_batch_size": c.image_batch_size, "dtype": dtype, "compile": compile}
         return run
 
     def generator(name):
@@ -156,6 +160,7 @@ def sam_measurements(args):
                 yield f"sam_counter/{name}/{dtype}/{knobs}", counter(name, dtype, knobs)
         yield f"segment_anything_generator/{name}/float32/default", generator(name)
         yield f"transformers_pipeline/{name}/float32/default", pipeline(name)
+    yield "sam_counter/vit_h/bfloat16/default/compile", counter("vit_h", "bfloat16", "default", compile=True)
 
 
 def owl_counter(args, tmp: Path):
@@ -233,6 +238,7 @@ def run(args) -> dict:
     budget = Budget(args.budget)
     report = {"environment": environment(args), "measurements": {}}
     jobs = [*sam_measurements(args), *other_measurements(args)]
+    jobs.sort(key=lambda job: job[0].endswith("/compile"))  # compiling can take minutes: last, so nothing waits
     for index, (name, job) in enumerate(jobs):
         share = budget.left() / (len(jobs) - index) * 0.6  # the rest: model building and warm-up
         began = time.monotonic()

@@ -96,11 +96,20 @@ def _undefined_reason(height: int, width: int) -> str | None:
     return None
 
 
+# libjpeg-style byte order of a uint64 word holding 8 consecutive pixels: pixel m sits at bit 8m (little-endian).
+_BYTE_SHIFTS = tuple(np.uint64(8 * m if sys.byteorder == "little" else 56 - 8 * m) for m in range(BLOCK))
+
+
 @numba.njit(inline="always")
-def _dct8(x0, x1, x2, x3, x4, x5, x6, x7, even, odd):  # pragma: no cover - compiled
-    """8-point orthonormal DCT-II of eight scalars, by the even/odd split (half the multiplies)."""
+def _dct8(x0, x1, x2, x3, x4, x5, x6, x7):  # pragma: no cover - compiled
+    """8-point orthonormal DCT-II of eight scalars, by the even/odd split (half the multiplies).
+
+    The matrix halves are module constants, so LLVM knows no store can change them and vectorizes
+    the loops that call this across blocks.
+    """
     s0, s1, s2, s3 = x0 + x7, x1 + x6, x2 + x5, x3 + x4
     d0, d1, d2, d3 = x0 - x7, x1 - x6, x2 - x5, x3 - x4
+    even, odd = _EVEN, _ODD
     return (
         even[0, 0] * s0 + even[0, 1] * s1 + even[0, 2] * s2 + even[0, 3] * s3,
         odd[0, 0] * d0 + odd[0, 1] * d1 + odd[0, 2] * d2 + odd[0, 3] * d3,
@@ -113,45 +122,76 @@ def _dct8(x0, x1, x2, x3, x4, x5, x6, x7, even, odd):  # pragma: no cover - comp
     )
 
 
+@numba.njit(inline="always")
+def _pixel(word, m):  # pragma: no cover - compiled
+    """Pixel ``m`` (0-7) of a uint64 word that holds 8 consecutive uint8 pixels, as a float."""
+    return float((word >> _BYTE_SHIFTS[m]) & np.uint64(255))
+
+
 @numba.njit(nogil=True, cache=True, boundscheck=False)
-def _variation_sums(gray, offset, hb, wb, even, odd):  # pragma: no cover - compiled
+def _row_dcts(gray, top, left, count, rows):  # pragma: no cover - compiled
+    """1-D DCTs of pixel rows ``top..top+7`` of ``count`` blocks starting at column ``left``.
+
+    ``rows[i, v, c]`` = frequency ``v`` of row ``i`` of block ``c``. Each block's 8 pixels of a row are
+    read as one uint64 word, so the loop over blocks runs in SIMD lanes (one block per lane).
+    """
+    for i in range(8):
+        words = gray[top + i, left : left + 8 * count].view(np.uint64)
+        out = rows[i]
+        for c in range(count):
+            w = words[c]
+            y = _dct8(_pixel(w, 0), _pixel(w, 1), _pixel(w, 2), _pixel(w, 3),
+                      _pixel(w, 4), _pixel(w, 5), _pixel(w, 6), _pixel(w, 7))
+            for v in range(8):
+                out[v, c] = y[v]
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False)
+def _column_dcts(rows, coef, count):  # pragma: no cover - compiled
+    """The column DCTs completing the 2-D DCT: ``coef[u * 8 + v, c]``, blocks in SIMD lanes."""
+    for v in range(8):
+        for c in range(count):
+            y = _dct8(rows[0, v, c], rows[1, v, c], rows[2, v, c], rows[3, v, c],
+                      rows[4, v, c], rows[5, v, c], rows[6, v, c], rows[7, v, c])
+            for u in range(8):
+                coef[u * 8 + v, c] = y[u]
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False)
+def _add_variations(up, centre, down, acc, count):  # pragma: no cover - compiled
+    """``acc[k, c] += sqrt(h^2 + v^2)`` for the centre block row's blocks 1..count-2 (their neighbours exist)."""
+    for k in range(64):
+        total, above, middle, below = acc[k], up[k], centre[k], down[k]
+        for c in range(1, count - 1):
+            twice = 2.0 * middle[c]
+            horizontal = middle[c - 1] + middle[c + 1] - twice
+            vertical = above[c] + below[c] - twice
+            total[c] += np.sqrt(horizontal * horizontal + vertical * vertical)
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False)
+def _variation_sums(gray, offset, hb, wb):  # pragma: no cover - compiled
     """Sum over blocks 2..hb-2 x 2..wb-2 of V per coefficient, for the grid starting at (offset, offset).
 
-    Block rows are transformed one at a time into a ring of three, so the working set stays in cache;
-    block row 0 and column 0 are never anyone's neighbour and are skipped.
+    Block row 0 and column 0 are never anyone's neighbour and are skipped: column index c below is
+    block column c + 1. Block rows are transformed one at a time into a ring of three; each block's
+    terms are accumulated in its own slot and summed at the end (a fixed order, the same on every CPU:
+    no reassociation, no fused multiply-add).
     """
-    ring = np.empty((3, wb, 64))
-    rows = np.empty((8, 8))
-    sums = np.zeros(64)
+    count = wb - 1
+    rows = np.empty((8, 8, count))
+    ring = np.empty((3, 64, count))
+    acc = np.zeros((64, count))
     for r in range(1, hb):
-        top = offset + r * 8
         coef = ring[r % 3]
-        for c in range(1, wb):
-            left = offset + c * 8
-            for i in range(8):
-                px = gray[top + i, left : left + 8]
-                y = _dct8(
-                    float(px[0]), float(px[1]), float(px[2]), float(px[3]),
-                    float(px[4]), float(px[5]), float(px[6]), float(px[7]), even, odd,
-                )
-                for v in range(8):
-                    rows[i, v] = y[v]
-            block = coef[c]
-            for v in range(8):
-                y = _dct8(
-                    rows[0, v], rows[1, v], rows[2, v], rows[3, v],
-                    rows[4, v], rows[5, v], rows[6, v], rows[7, v], even, odd,
-                )
-                for u in range(8):
-                    block[u * 8 + v] = y[u]
+        _row_dcts(gray, offset + r * 8, offset + 8, count, rows)
+        _column_dcts(rows, coef, count)
         if r >= 3:  # block row r-1 now has both vertical neighbours
-            up, centre, down = ring[(r - 2) % 3], ring[(r - 1) % 3], coef
-            for c in range(2, wb - 1):
-                for k in range(64):
-                    twice = 2.0 * centre[c, k]
-                    horizontal = centre[c - 1, k] + centre[c + 1, k] - twice
-                    vertical = up[c, k] + down[c, k] - twice
-                    sums[k] += np.sqrt(horizontal * horizontal + vertical * vertical)
+            _add_variations(ring[(r - 2) % 3], ring[(r - 1) % 3], coef, acc, count)
+    sums = np.zeros(64)
+    for k in range(64):
+        for c in range(1, count - 1):
+            sums[k] += acc[k, c]
     return sums
 
 
@@ -163,8 +203,8 @@ def mean_variations(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     hb, wb = block_counts(*gray.shape)
     gray = np.ascontiguousarray(gray, dtype=np.uint8)
     divisor = (hb - 2) * (wb - 2)
-    aligned = _variation_sums(gray, 0, hb, wb, _EVEN, _ODD) / divisor
-    shifted = _variation_sums(gray, 4, hb, wb, _EVEN, _ODD) / divisor
+    aligned = _variation_sums(gray, 0, hb, wb) / divisor
+    shifted = _variation_sums(gray, 4, hb, wb) / divisor
     return aligned, shifted
 
 

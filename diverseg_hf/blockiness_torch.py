@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -82,7 +83,9 @@ def blockiness_torch(grays: Sequence, device: str | None = None) -> list[Blockin
             groups[block_counts(height, width)].append(index)
     for (hb, wb), members in groups.items():
         rows, cols = hb * 8 + 4, wb * 8 + 4  # both grids fit inside this crop
-        stack = torch.stack([torch.as_tensor(grays[i])[:rows, :cols] for i in members]).to(device or "cpu")
+        with warnings.catch_warnings():  # read-only arrays are only read: torch.stack copies them
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            stack = torch.stack([torch.as_tensor(grays[i])[:rows, :cols] for i in members]).to(device or "cpu")
         aligned, shifted = _stack_variations(stack, hb, wb)
         for i, a, s in zip(members, aligned.cpu().numpy(), shifted.cpu().numpy()):
             results[i] = from_variations(a, s)

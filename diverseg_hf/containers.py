@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 
 from .errors import ImageError
 
@@ -29,8 +30,19 @@ _GIF_MAGICS = (b"GIF87a", b"GIF89a")
 _GIF_TRAILER = 0x3B
 
 
-def check_png(data: bytes) -> None:
-    """Every chunk complete and matching its CRC, up to and including IEND."""
+def png_chunks(data: bytes) -> Iterator[tuple[int, bytes, memoryview, int]]:
+    """Walk a PNG's chunks up to and including IEND: ``(position, tag, tag + payload, stored CRC)`` each.
+
+    Raises ImageError when a chunk is cut off or the file ends before IEND. CRCs are not checked here
+    (:func:`check_png` does).
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.new("L", (2, 2)).save(buf, "PNG")
+        >>> [tag for _, tag, _, _ in png_chunks(buf.getvalue())]
+        [b'IHDR', b'IDAT', b'IEND']
+    """
     view = memoryview(data)
     pos, end = len(PNG_MAGIC), len(data)
     while pos + 8 <= end:
@@ -39,12 +51,18 @@ def check_png(data: bytes) -> None:
         stop = pos + 8 + length
         if stop + 4 > end:
             raise ImageError("truncated", f"PNG chunk {tag.decode('latin-1')!r} at byte {pos} is cut off")
-        if zlib.crc32(view[pos + 4 : stop]) != int.from_bytes(view[stop : stop + 4], "big"):
-            raise ImageError("corrupt", f"PNG chunk {tag.decode('latin-1')!r} at byte {pos}: CRC mismatch")
+        yield pos, tag, view[pos + 4 : stop], int.from_bytes(view[stop : stop + 4], "big")
         if tag == b"IEND":
             return
         pos = stop + 4
     raise ImageError("truncated", "PNG ends without an IEND chunk")
+
+
+def check_png(data: bytes) -> None:
+    """Every chunk complete and matching its CRC, up to and including IEND."""
+    for pos, tag, body, crc in png_chunks(data):
+        if zlib.crc32(body) != crc:
+            raise ImageError("corrupt", f"PNG chunk {tag.decode('latin-1')!r} at byte {pos}: CRC mismatch")
 
 
 def check_gif(data: bytes) -> None:

@@ -7,6 +7,8 @@ decoder reports damage is an :class:`~diverseg_hf.errors.ImageError`, never a ha
 
 - JPEG goes through libjpeg-turbo in strict mode (:mod:`diverseg_hf.jpeg`): libjpeg's "Corrupt JPEG
   data" and "premature end" warnings are errors.
+- 8-bit, non-interlaced PNGs (gray, RGB, with or without alpha) go through zlib and a compiled
+  un-filter (:mod:`diverseg_hf.png`), after the container checks (every chunk's CRC, IEND).
 - Everything else goes through Pillow with truncated images refused, after the container checks of
   :mod:`diverseg_hf.containers` (PNG chunk CRCs and IEND, GIF trailer, RIFF size).
 - Images above ``max_pixels`` (default :data:`MAX_PIXELS`, 89,478,485) are refused from their header,
@@ -37,6 +39,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from .containers import check_container
 from .errors import ImageError
 from .jpeg import JPEG_MAGIC, cmyk_to_rgb, decode_jpeg, jpeg_size
+from .png import decode_png
 
 ImageLike = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
@@ -206,6 +209,10 @@ def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         return decode_jpeg(data, colorspace)
     im = _open(data, max_pixels)
     check_container(data)
+    if im.format == "PNG":
+        rgb = decode_png(data)  # None: a palette, 16-bit or interlaced PNG, which Pillow decodes
+        if rgb is not None:
+            return rgb
     return pil_to_rgb(im)
 
 

@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import numpy as np
 import simplejpeg
-from PIL import Image
 
 from .errors import ImageError
+from .orientation import orient, orientation_of
 
 #: The first bytes of every JPEG file: SOI marker and the start of the next marker.
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 _SOS, _APP1 = 0xDA, 0xE1
 _STANDALONE = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})  # markers without a length field
-_ORIENTATION = 0x0112
 
 
 def _image_error(exc: Exception) -> ImageError:
@@ -79,39 +78,9 @@ def exif_orientation(data: bytes) -> int:
             break
         length = int.from_bytes(data[pos + 2 : pos + 4], "big")
         if marker == _APP1 and data[pos + 4 : pos + 10] == b"Exif\0\0":
-            return _orientation_of(data[pos + 4 : pos + 2 + length])
+            return orientation_of(data[pos + 4 : pos + 2 + length])
         pos += 2 + length
     return 1
-
-
-def _orientation_of(payload: bytes) -> int:
-    exif = Image.Exif()
-    try:
-        exif.load(payload)
-        value = int(exif.get(_ORIENTATION, 1))
-    except Exception:  # a broken EXIF block is ignored, as OpenCV does
-        return 1
-    return value if 1 <= value <= 8 else 1
-
-
-def orient(rgb: np.ndarray, orientation: int) -> np.ndarray:
-    """Turn an HxWxC array upright for an EXIF orientation (1-8); returns a view, never a copy.
-
-    Example:
-        >>> orient(np.arange(6).reshape(2, 3, 1), 6)[..., 0].tolist()  # 90 degrees clockwise
-        [[3, 0], [4, 1], [5, 2]]
-    """
-    swapped = rgb.transpose(1, 0, 2)
-    views = {
-        2: rgb[:, ::-1],
-        3: rgb[::-1, ::-1],
-        4: rgb[::-1],
-        5: swapped,
-        6: swapped[:, ::-1],
-        7: swapped[::-1, ::-1],
-        8: swapped[::-1],
-    }
-    return views.get(orientation, rgb)
 
 
 def cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:

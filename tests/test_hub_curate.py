@@ -43,3 +43,15 @@ def test_curate_push_to_hub_then_load_equals_local_folder(hub_env, tmp_path: Pat
     assert main(["publish", str(out / ".diverseg" / "mine" / "selection"), "--out", str(out), "--name", "mine",
                  "--push-to-hub", REPO]) == 0
     assert "push: 0 files uploaded in 0 commits" in capsys.readouterr().err
+
+
+def test_curate_push_to_a_bare_repo_id_names_the_owners_repo_on_the_card(hub_env, tmp_path: Path, capsys) -> None:
+    """A REPO_ID without a namespace is the token owner's: the card on the Hub must name owner/REPO_ID."""
+    write_zoo(tmp_path / "photos")
+    out = tmp_path / "bare"
+    assert main(["curate", str(tmp_path / "photos"), "--out", str(out), "--name", "mine",
+                 "--scorers", "blockiness", "--max-blockiness", "1000", "--push-to-hub", "curated"]) == 0
+    assert f"-> datasets/{REPO}@main" in capsys.readouterr().err
+    card = Path(HfApi(endpoint=hub_env.url).hf_hub_download(REPO, "README.md", repo_type="dataset",
+                                                             local_dir=tmp_path / "dl")).read_text()
+    assert f'load_dataset("{REPO}"' in card and 'load_dataset("curated"' not in card

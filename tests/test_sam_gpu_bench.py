@@ -40,7 +40,7 @@ def test_smoke_run_writes_every_measurement(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
     got = report["measurements"]
-    assert len(got) == 14 and report["environment"]["smoke"] is True
+    assert len(got) == 15 and report["environment"]["smoke"] is True
     for name in ("sam_counter/vit_b/float32/all0", "detect_counter/owlv2_base/float32", "blockiness_torch/float64"):
         assert got[name]["images_per_s"] > 0 and got[name]["images"] >= 1, (name, got[name])
     assert got["sam_counter/vit_b/float32/all0"]["points_per_batch"] == 256

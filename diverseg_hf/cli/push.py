@@ -56,8 +56,15 @@ def add_push_to_hub_options(parser: argparse.ArgumentParser) -> None:
 def push_to_hub_from_args(args: argparse.Namespace, folder: str) -> None:
     """Push ``folder`` when ``--push-to-hub`` was given; a gated config gates the repo (automatic approval)."""
     if args.push_to_hub:
-        report(push_folder(folder, args.push_to_hub, private=args.private, prune=True,
-                           gated="auto" if DatasetDir(folder).any_gated() else None))
+        report(push_with_card(folder, args.push_to_hub, private=args.private, prune=True,
+                              gated="auto" if DatasetDir(folder).any_gated() else None))
+
+
+def push_with_card(folder: str, repo_id: str, **options) -> PushResult:
+    """:func:`~diverseg_hf.hub.push_folder` with the card rendered for the repo id the push resolves (a bare
+    ``REPO_ID`` becomes the token owner's ``owner/REPO_ID``, and the card's snippets name that)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return push_folder(folder, repo_id, card=lambda repo: card_for_repo(folder, repo, tmp), **options)
 
 
 def repo_id_arg(value: str) -> str:
@@ -82,8 +89,7 @@ def report(result: PushResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        report(push_folder(args.folder, args.repo_id, private=args.private, revision=args.revision,
-                           message=args.message, gated=args.gated, max_files_per_commit=args.max_files_per_commit,
-                           prune=args.prune, card=lambda repo: card_for_repo(args.folder, repo, tmp)))
+    report(push_with_card(args.folder, args.repo_id, private=args.private, revision=args.revision,
+                          message=args.message, gated=args.gated, max_files_per_commit=args.max_files_per_commit,
+                          prune=args.prune))
     return 0

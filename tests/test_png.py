@@ -1,0 +1,152 @@
+"""The fast PNG path (diverseg_hf.png) against Pillow, OpenCV and hand-built files with every row filter."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from conftest import SHARED_IMAGES, encode, needs_shared_images
+from image_zoo import textured
+from PIL import Image
+
+from diverseg_hf.errors import ImageError
+from diverseg_hf.images import decode_rgb, pil_to_rgb
+from diverseg_hf.png import decode_png
+
+ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # samples per pixel -> PNG colour type
+
+
+def chunk(tag: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload))
+
+
+def filtered(rows: np.ndarray, bpp: int, kinds: list[int]) -> bytes:
+    """PNG row filtering, written out from the specification: row y filtered with ``kinds[y]``."""
+    out, up = bytearray(), np.zeros(rows.shape[1], np.int32)
+    for row, kind in zip(rows.astype(np.int32), kinds):
+        left = np.concatenate([np.zeros(bpp, np.int32), row[:-bpp]])
+        up_left = np.concatenate([np.zeros(bpp, np.int32), up[:-bpp]])
+        if kind == 4:
+            p = left + up - up_left
+            pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - up_left)
+            guess = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
+        else:
+            guess = [0 * row, left, up, (left + up) // 2][kind]
+        out += bytes([kind]) + ((row - guess) % 256).astype(np.uint8).tobytes()
+        up = row
+    return bytes(out)
+
+
+def png_file(pixels: np.ndarray, kinds: list[int] | None = None, stream: bytes | None = None,
+             interlaced: bool = False, extra: bytes = b"") -> bytes:
+    """An 8-bit PNG of HxWxC ``pixels`` (C = 1..4) with the given row filters (random when None)."""
+    height, width, bpp = pixels.shape
+    rng = np.random.default_rng(height * 1000 + width)
+    if stream is None:
+        if interlaced:  # Adam7: each pass's rows, filter 0
+            passes = [pixels[y0::dy, x0::dx] for x0, y0, dx, dy in ADAM7]
+            raw = b"".join(filtered(p.reshape(p.shape[0], -1), bpp, [0] * p.shape[0]) for p in passes if p.size)
+        else:
+            kinds = list(rng.integers(0, 5, height)) if kinds is None else kinds
+            raw = filtered(pixels.reshape(height, -1), bpp, kinds)
+        stream = zlib.compress(raw + extra)
+    header = struct.pack(">IIBBBBB", width, height, 8, COLOUR_TYPES[bpp], 0, 0, int(interlaced))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", stream) + chunk(b"IEND", b"")
+
+
+def as_rgb(pixels: np.ndarray) -> np.ndarray:
+    """What imread gives for 8-bit gray / gray+alpha / RGB / RGBA samples: alpha dropped, gray expanded."""
+    return pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
+
+
+def pillow(data: bytes) -> np.ndarray:
+    return pil_to_rgb(Image.open(io.BytesIO(data)))
+
+
+@pytest.mark.parametrize("bpp", [1, 2, 3, 4])
+@pytest.mark.parametrize("seed", range(4))
+def test_every_row_filter_decodes_to_the_pixels(bpp, seed):
+    rng = np.random.default_rng(seed)
+    height, width = (int(v) for v in rng.integers(1, 40, 2))
+    pixels = rng.integers(0, 256, (height, width, bpp), dtype=np.uint8)
+    if seed % 2:  # smooth content: the predictors' ties and small differences
+        pixels = np.repeat(textured(height, width, seed)[..., :1], bpp, axis=2)
+    for kinds in ([k] * height for k in range(5)):
+        data = png_file(pixels, kinds)
+        assert np.array_equal(decode_png(data), as_rgb(pixels))
+        assert np.array_equal(decode_png(data), pillow(data))
+    data = png_file(pixels)  # a random filter per row
+    assert np.array_equal(decode_rgb(data), as_rgb(pixels))
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_pillow_encoded_images_read_as_pillow_reads_them(mode):
+    image = Image.fromarray(textured(67, 91, 2)).convert(mode)
+    for options in ({}, {"optimize": True}, {"compress_level": 1}):
+        data = encode(image, "PNG", **options)
+        assert np.array_equal(decode_png(data), pillow(data))
+
+
+@needs_shared_images
+def test_reference_pngs_read_as_pillow_and_opencv_read_them():
+    cv2 = pytest.importorskip("cv2")
+    for path in sorted(SHARED_IMAGES.glob("*.png")):
+        data = path.read_bytes()
+        assert np.array_equal(decode_png(data), pillow(data)), path.name
+        assert np.array_equal(decode_rgb(data), cv2.imread(str(path))[..., ::-1]), path.name
+
+
+def test_layouts_left_to_pillow_still_decode_exactly():
+    rgb = textured(37, 45, 5)
+    palette = encode(Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE, colors=50), "PNG")
+    bilevel = encode(Image.fromarray(rgb[..., 0] > 99), "PNG")
+    interlaced = png_file(rgb, interlaced=True)
+    for data in (palette, bilevel, interlaced):
+        assert decode_png(data) is None
+        assert np.array_equal(decode_rgb(data), pillow(data))
+    assert np.array_equal(decode_rgb(interlaced), rgb)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_like_pillow(orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(Image.fromarray(textured(20, 36, orientation)), "PNG", exif=exif)
+    assert b"eXIf" in data
+    expected = pil_to_rgb(Image.open(io.BytesIO(data)))
+    assert np.array_equal(decode_png(data), expected)
+    assert decode_png(data).shape == ((36, 20, 3) if orientation >= 5 else (20, 36, 3))
+
+
+def test_unknown_filter_type_is_refused():
+    pixels = textured(12, 10, 1)
+    raw = bytearray(filtered(pixels.reshape(12, -1), 3, [1] * 12))
+    raw[5 * 31] = 5  # row 5's filter byte
+    with pytest.raises(ImageError, match="row 5: unknown filter type 5") as info:
+        decode_png(png_file(pixels, stream=zlib.compress(bytes(raw))))
+    assert info.value.reason.startswith("corrupt")
+
+
+def test_damaged_image_data_with_valid_crcs_is_refused():
+    pixels = textured(16, 16, 3)
+    raw = filtered(pixels.reshape(16, -1), 3, [0] * 16)
+    stream = zlib.compress(raw)
+    short = png_file(pixels, stream=zlib.compress(raw[:-7]))
+    cut = png_file(pixels, stream=stream[:-4])  # the Adler-32 checksum is missing
+    wrong_sum = png_file(pixels, stream=stream[:-1] + bytes([stream[-1] ^ 1]))
+    cases = {"short": (short, "truncated"), "cut": (cut, "truncated"), "checksum": (wrong_sum, "corrupt")}
+    for name, (data, kind) in cases.items():
+        with pytest.raises(ImageError) as info:
+            decode_rgb(data)
+        assert info.value.reason.startswith(kind), (name, info.value.reason)
+
+
+def test_image_data_beyond_the_last_row_is_ignored_like_pillow():
+    pixels = textured(9, 14, 4)
+    data = png_file(pixels, extra=b"\0" * 50)
+    assert np.array_equal(decode_png(data), pixels)
+    assert np.array_equal(pillow(data), pixels)
