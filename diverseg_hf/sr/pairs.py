@@ -80,8 +80,7 @@ import numpy as np
 from ..containers import PNG_MAGIC
 from ..errors import DiversegError, ImageError, require
 from ..images import decode_rgb, probe, read_bytes
-from .partial import png_top_rows
-from .patches import make_pair, warm_up
+from . import partial, patches
 from .readers import dataset_reader, folder_reader
 
 torch = require("torch", "sr")
@@ -220,7 +219,8 @@ class SRPairs(torch.utils.data.IterableDataset):
         self._start: dict[int, dict[str, int]] = {}  # where each worker's stream begins (from a loaded state)
         self._seen: dict[int, dict[str, int]] = {}  # what the main process has consumed, per worker
         self._num_workers: int | None = None
-        warm_up()  # compiled here once, so that forked DataLoader workers inherit the kernels
+        patches.warm_up()  # compiled here once, so that forked DataLoader workers inherit the kernels
+        partial.warm_up()
 
     @classmethod
     def from_folder(
@@ -346,7 +346,7 @@ class SRPairs(torch.utils.data.IterableDataset):
             for j, (top, left, turn) in enumerate(places, start=pair0):
                 cursor = index * ppi + j + 1
                 pos = torch.tensor([worker, workers, cursor, counts["too_small"], counts["bad"]])
-                lr, hr = make_pair(rgb, top, left, self.patch_size, self.scale, turn, lr_source)
+                lr, hr = patches.make_pair(rgb, top, left, self.patch_size, self.scale, turn, lr_source)
                 yield {"key": key, self.output_names[0]: lr, self.output_names[1]: hr, "pos": pos}
         logger.debug("SRPairs epoch %d stream %d/%d done; skipped %s", self.epoch, stream, n_streams, counts)
 
@@ -383,7 +383,7 @@ class SRPairs(torch.utils.data.IterableDataset):
         if min(shape) < self.patch_size:
             return None, shape
         rows = max(top for top, _, _ in self._places(shape, key, pair0)) + self.patch_size
-        cut = png_top_rows(data, rows)
+        cut = partial.png_top_rows(data, rows)
         return None if cut is None else (cut, shape)
 
     def _places(self, shape: tuple[int, int], key: str, pair0: int) -> list[tuple[int, int, int]]:
