@@ -10,13 +10,13 @@ away from zero) and saturates to ``uint8`` after EACH pass; this module does the
 
 Each 1-D resize is an ``out x in`` weight matrix (cached per size and scale). NumPy arrays take a
 compiled *banded* evaluation: every output sample sums only the span of inputs its row of the matrix
-covers (16-18 taps at 1/4, instead of a dense product over all inputs), tap by tap in input order.
+covers (16 taps at 1/4, instead of a dense product over all inputs), tap by tap in input order.
 torch tensors take the dense matrix products (one kernel call each, on CPU or GPU).
 
 Exactness. Both sum exactly the nonzero terms of the same matrix, in float64, only in different
 orders. At scales 1/2, 1/4 (any 2**-k) and 2, 4 every weight is a multiple of 2**-12 or coarser,
 so on ``uint8`` input every product and partial sum is exact in float64 and the two paths are
-bit-identical in any order (``tests/test_sr_imresize.py`` checks that the weights are such
+bit-identical in any order (``tests/test_sr_patches.py`` checks that the weights are such
 multiples and the outputs equal). At other scales (1/3) the weights are rounded and two orders can
 differ in the last bit; after uint8 rounding that matters only for a sum within ~1e-13 of a .5
 boundary, which the tests have not met on random and real images (MATLAB's own summation order is no
