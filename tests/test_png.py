@@ -150,3 +150,12 @@ def test_image_data_beyond_the_last_row_is_ignored_like_pillow():
     data = png_file(pixels, extra=b"\0" * 50)
     assert np.array_equal(decode_png(data), pixels)
     assert np.array_equal(pillow(data), pixels)
+
+
+def test_gamma_and_significant_bits_chunks_change_no_pixel_like_opencv():
+    cv2 = pytest.importorskip("cv2")
+    rgb = textured(30, 40, 9)
+    plain = png_file(rgb)
+    data = plain[:33] + chunk(b"gAMA", struct.pack(">I", 22727)) + chunk(b"sBIT", bytes([5, 6, 5])) + plain[33:]
+    assert np.array_equal(decode_rgb(data), rgb)
+    assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1], rgb)
