@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -185,9 +186,9 @@ def test_non_finite_thresholds_are_refused(scores, tmp_path, bad):
 class BrightnessScorer(Scorer):
     """A custom scorer whose column is better lower (a stand-in for e.g. a noise estimate)."""
 
-    name = "test_brightness"
-    columns = {"brightness": "float64"}
-    lower_is_better = frozenset({"brightness"})
+    name: ClassVar[str] = "test_brightness"
+    columns: ClassVar[dict[str, str]] = {"brightness": "float64"}
+    lower_is_better: ClassVar[frozenset[str]] = frozenset({"brightness"})
 
     def __call__(self, images):
         return {"brightness": [float(im.mean()) for im in images], "error": [None] * len(images)}
