@@ -159,3 +159,29 @@ def test_gamma_and_significant_bits_chunks_change_no_pixel_like_opencv():
     data = plain[:33] + chunk(b"gAMA", struct.pack(">I", 22727)) + chunk(b"sBIT", bytes([5, 6, 5])) + plain[33:]
     assert np.array_equal(decode_rgb(data), rgb)
     assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1], rgb)
+
+
+@pytest.mark.parametrize("bpp", [1, 2, 3, 4])
+def test_top_rows_equal_the_full_decodes(bpp):
+    pixels = np.repeat(textured(53, 29, bpp)[..., :1], bpp, axis=2) if bpp < 3 else textured(53, 29, bpp)
+    pixels = np.dstack([pixels, pixels[..., :1]]) if bpp == 4 else pixels
+    data = png_file(pixels)
+    full = decode_png(data)
+    for rows in (0, 1, 7, 52, 53, 99):
+        assert np.array_equal(decode_png(data, rows=rows), full[:rows])
+
+
+def test_top_rows_skip_what_they_do_not_read_and_turned_images():
+    pixels = textured(40, 30, 6)
+    raw = filtered(pixels.reshape(40, -1), 3, [4] * 40)
+    stream = zlib.compress(raw)
+    damaged_tail = png_file(pixels, stream=stream[:-1] + bytes([stream[-1] ^ 1]))  # a wrong checksum only
+    assert np.array_equal(decode_png(damaged_tail, rows=10), pixels[:10])  # the trade-off of rows=
+    with pytest.raises(ImageError):
+        decode_png(damaged_tail)
+    short = png_file(pixels, stream=zlib.compress(raw[: 5 * 91]))
+    with pytest.raises(ImageError, match="ends after"):
+        decode_png(short, rows=10)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    assert decode_png(encode(Image.fromarray(pixels), "PNG", exif=exif), rows=3) is None
