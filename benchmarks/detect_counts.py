@@ -12,37 +12,19 @@ not a trained model's counts.
 from __future__ import annotations
 
 import json
-import string
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-import transformers
 
 from diverseg_hf.scoring.detect import ObjectCounter, lvis_categories, threshold_for_retention
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the offline OWLv2 the tests use
+from owl_helpers import random_owlv2
+
 from diverseg_hf.scoring.nms import nms_count
-
-
-def tiny_owl(tmp: Path, image_size: int):
-    vocab = {"!": 0, "<|startoftext|>": 1, "<|endoftext|>": 2}
-    for c in list(string.ascii_lowercase) + list("()-'.,0123456789"):
-        vocab.setdefault(c, len(vocab))
-        vocab.setdefault(c + "</w>", len(vocab))
-    (tmp / "vocab.json").write_text(json.dumps(vocab))
-    (tmp / "merges.txt").write_text("#version: 0.2\n")
-    tok = transformers.CLIPTokenizer(str(tmp / "vocab.json"), str(tmp / "merges.txt"), model_max_length=16)
-    text = {"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-            "num_attention_heads": 2, "max_position_embeddings": 16, "bos_token_id": 1, "eos_token_id": 2,
-            "pad_token_id": 2}
-    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-              "image_size": image_size, "patch_size": 16}
-    torch.manual_seed(0)
-    model = transformers.Owlv2ForObjectDetection(
-        transformers.Owlv2Config(text_config=text, vision_config=vision, projection_dim=32)).eval()
-    size = {"height": image_size, "width": image_size}
-    return model, transformers.Owlv2Processor(transformers.Owlv2ImageProcessorPil(size=size), tok)
 
 
 def per_class_count(counter: ObjectCounter, rgb: np.ndarray, threshold: float, nms_threshold: float) -> int:
@@ -66,7 +48,7 @@ def main() -> None:
     images = [rng.integers(0, 256, (int(rng.integers(60, 200)), int(rng.integers(60, 200)), 3), dtype=np.uint8)
               for _ in range(int(sys.argv[1]) if len(sys.argv) > 1 else 30)]
     with tempfile.TemporaryDirectory() as tmp:
-        model, processor = tiny_owl(Path(tmp), 192)
+        model, processor = random_owlv2(Path(tmp), 192)
         report = {"boxes_per_image": (192 // 16) ** 2, "vocabulary": len(lvis_categories()), "rows": []}
         scores = ObjectCounter(model, processor=processor, score_threshold=0.0).box_scores(images, floor=0.0)
         allscores = np.concatenate(scores)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import string
 import tempfile
 import time
 import traceback
@@ -165,31 +164,16 @@ def sam_measurements(args):
 
 def owl_counter(args, tmp: Path):
     """ObjectCounter on a random OWLv2 (base sizes, or tiny with --smoke) and a character-level tokenizer."""
-    import transformers
+    import sys
 
     from diverseg_hf.scoring.detect import ObjectCounter
 
-    vocab = {"!": 0, "<|startoftext|>": 1, "<|endoftext|>": 2}
-    for c in list(string.ascii_lowercase) + list("()-'.,0123456789"):
-        vocab.setdefault(c, len(vocab))
-        vocab.setdefault(c + "</w>", len(vocab))
-    (tmp / "vocab.json").write_text(json.dumps(vocab))
-    (tmp / "merges.txt").write_text("#version: 0.2\n")
-    tok = transformers.CLIPTokenizer(str(tmp / "vocab.json"), str(tmp / "merges.txt"), model_max_length=16)
-    text = {"vocab_size": len(vocab), "max_position_embeddings": 16, "bos_token_id": 1, "eos_token_id": 2,
-            "pad_token_id": 2}
-    vision = {"image_size": 960, "patch_size": 16}
-    if args.smoke:
-        text.update(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
-        vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                  "image_size": 96, "patch_size": 16}
-    torch.manual_seed(0)
-    config = transformers.Owlv2Config(text_config=text, vision_config=vision, projection_dim=32 if args.smoke else 512)
-    model = transformers.Owlv2ForObjectDetection(config)
-    size = vision["image_size"]
-    processor = transformers.Owlv2Processor(transformers.Owlv2ImageProcessor(size={"height": size, "width": size}),
-                                            tok)
-    return ObjectCounter(model.eval(), processor=processor, device=args.device, batch_size=args.detect_batch_size,
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the offline OWLv2 the tests use
+    from owl_helpers import random_owlv2
+
+    model, processor = random_owlv2(tmp, 96 if args.smoke else 960, tiny=args.smoke,
+                                    processor_class="Owlv2ImageProcessor")
+    return ObjectCounter(model, processor=processor, device=args.device, batch_size=args.detect_batch_size,
                          score_threshold=0.1)
 
 

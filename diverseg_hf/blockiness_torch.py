@@ -21,7 +21,8 @@ import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 
-from .blockiness import DCT8, BlockinessResult, _undefined_reason, block_counts, from_variations
+from .blockiness import BlockinessResult, _undefined_reason, block_counts, from_variations
+from .blockiness_kernel import DCT8
 from .errors import require
 
 __all__ = ["blockiness_torch", "rgb_to_gray_torch"]

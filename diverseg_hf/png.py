@@ -100,26 +100,30 @@ def _row_filters(bpp: int):
 _UNFILTER = {bpp: _row_filters(bpp) for bpp in (1, 2, 3, 4)}
 
 
-def _inflate(stream: bytes, expected: int) -> np.ndarray:
-    """Exactly ``expected`` bytes of a zlib stream, its checksum verified; ImageError if damaged or short."""
+def _inflate(stream: bytes, expected: int, whole: bool = True) -> np.ndarray:
+    """The first ``expected`` bytes of a zlib stream; with ``whole``, the stream must end there (a longer one
+    is allowed) and its checksum is verified. ImageError if damaged or short."""
     inflater = zlib.decompressobj()
     try:
         raw = inflater.decompress(stream, expected)
-        if len(raw) == expected and not inflater.eof:
+        if whole and len(raw) == expected and not inflater.eof:
             inflater.decompress(inflater.unconsumed_tail, 1)  # run to the end: checks the Adler-32
     except zlib.error as exc:
         raise ImageError("corrupt", f"PNG image data: {exc}") from exc
     if len(raw) < expected:
         raise ImageError("truncated", f"PNG image data ends after {len(raw):,} of {expected:,} bytes")
-    if not inflater.eof and not inflater.unconsumed_tail:
+    if whole and not inflater.eof and not inflater.unconsumed_tail:
         raise ImageError("truncated", "PNG image data: the zlib stream is cut off before its checksum")
     return np.frombuffer(raw, np.uint8)
 
 
-def decode_png(data: bytes) -> np.ndarray | None:
+def decode_png(data: bytes, rows: int | None = None) -> np.ndarray | None:
     """PNG bytes -> HxWx3 uint8 RGB, upright (possibly a view); None for layouts left to Pillow.
 
-    Run :func:`diverseg_hf.containers.check_png` first (this walk does not check CRCs).
+    Run :func:`diverseg_hf.containers.check_png` first (this walk does not check CRCs). ``rows``: decode
+    only the top ``rows`` rows (equal to the full decode's); the image data after them is not inflated,
+    so its checksum is not verified (damage there with matching chunk CRCs goes unseen). None also for
+    an image with an EXIF orientation when ``rows`` is given (turned, its top rows are others).
     """
     header, pieces, orientation = b"", [], 1
     for _, tag, body, _ in png_chunks(data):
@@ -129,14 +133,15 @@ def decode_png(data: bytes) -> np.ndarray | None:
             pieces.append(body[4:])
         elif tag == b"eXIf":
             orientation = orientation_of(bytes(body[4:]))
-    if len(header) != 13:
+    if len(header) != 13 or (rows is not None and orientation != 1):
         return None
     width, height = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:8], "big")
     depth, colour, interlace = header[8], header[9], header[12]
     bpp = _SAMPLES.get(colour)
     if depth != 8 or interlace != 0 or bpp is None or width == 0 or height == 0:
         return None
-    raw = _inflate(b"".join(pieces), height * (width * bpp + 1))
+    height = height if rows is None else max(0, min(rows, height))
+    raw = _inflate(b"".join(pieces), height * (width * bpp + 1), whole=rows is None)
     pixels = np.empty((height, width * bpp), np.uint8)
     bad = _UNFILTER[bpp](raw, height, width * bpp, pixels)
     if bad >= 0:

@@ -44,6 +44,9 @@ TUNING = frozenset({"batch_size", "points_per_batch", "image_batch_size", "upsca
 def without_tuning(header: dict[str, Any]) -> dict[str, Any]:
     """``header`` without the :data:`TUNING` entries of its scorers: what must match when a table resumes.
 
+    The columns' directions (``lower_is_better``) are left out too: they follow the scorer's code, not the
+    values, and tables written before they were recorded resume.
+
     Example:
         >>> without_tuning({"scorers": [{"name": "sam", "options": {"batch_size": 8, "dtype": "bfloat16"}}]})
         {'scorers': [{'name': 'sam', 'options': {'dtype': 'bfloat16'}, 'settings': {}}]}
@@ -51,8 +54,8 @@ def without_tuning(header: dict[str, Any]) -> dict[str, Any]:
     def strip(values: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in values.items() if k not in TUNING}
 
-    scorers = [{**s, "options": strip(s.get("options", {})), "settings": strip(s.get("settings", {}))}
-               for s in header.get("scorers", [])]
+    scorers = [{**{k: v for k, v in s.items() if k != "lower_is_better"}, "options": strip(s.get("options", {})),
+                "settings": strip(s.get("settings", {}))} for s in header.get("scorers", [])]
     return {**header, "scorers": scorers}
 
 
@@ -136,7 +139,8 @@ def score(
         "source": src.describe(),
         "limit": limit,
         "scorers": [
-            {"name": s.name, "options": opts, "settings": s.settings(), "columns": s.columns}
+            {"name": s.name, "options": opts, "settings": s.settings(), "columns": s.columns,
+             "lower_is_better": sorted(s.lower_is_better)}
             for s, (_, opts) in zip(probe_scorers, specs)
         ],
         "columns": table_schema(probe_scorers).names,

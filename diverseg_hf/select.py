@@ -1,8 +1,9 @@
 """Phase 2: score table -> selection, with column rules only (no image I/O), fast to re-run.
 
-Every column says which way is better: lower for ``blockiness`` (:data:`LOWER_IS_BETTER`), higher
-for the others (the count columns ``sam_masks``, ``det_objects``). Rules, applied in this order (a
-dropped row is counted under the first rule it fails):
+Every column says which way is better: the score table records, per scorer, the columns where lower is
+better (``blockiness``; a scorer class declares them in ``lower_is_better``), and every other column is
+better higher (the count columns ``sam_masks``, ``det_objects``); see :func:`lower_is_better`.
+Rules, applied in this order (a dropped row is counted under the first rule it fails):
 
 1. ``error``: rows with an error (undecodable, undefined score, scorer failure) are never selected;
 2. ``duplicate_key``: every row of a key the table holds more than once (a Hub dataset repeating a
@@ -53,8 +54,23 @@ from .version import __version__
 
 logger = logging.getLogger(__name__)
 
-#: Score columns where a lower value is better; every other column is better higher.
-LOWER_IS_BETTER = frozenset({"blockiness"})
+#: Lower-is-better columns of score tables written before the tables recorded them.
+_FORMER_LOWER_IS_BETTER = frozenset({"blockiness"})
+
+
+def lower_is_better(header: dict[str, Any]) -> frozenset[str]:
+    """The columns of a score table (its header) where a lower value is better, as its scorers declared them.
+
+    Example:
+        >>> sorted(lower_is_better({"scorers": [{"name": "blockiness", "columns": {"blockiness": "float64"},
+        ...                                     "lower_is_better": ["blockiness"]}]}))
+        ['blockiness']
+    """
+    found: set[str] = set()
+    for scorer in header.get("scorers", []):
+        declared = scorer.get("lower_is_better")
+        found.update(_FORMER_LOWER_IS_BETTER.intersection(scorer.get("columns", {})) if declared is None else declared)
+    return frozenset(found)
 
 @dataclass
 class SelectionResult:
@@ -187,7 +203,7 @@ def _duplicate_keys(table: pa.Table) -> np.ndarray:
 
 
 def _rule_masks(table: pa.Table, max_blockiness: float | None, thetas: dict[str, float],
-                by: str | None) -> list[tuple[str, np.ndarray]]:
+                by: str | None, lower: frozenset[str]) -> list[tuple[str, np.ndarray]]:
     """(rule name, rows passing it) in the order rules apply: error, duplicate keys, NaN, ceiling, thetas."""
     rules = [("error", pc.is_null(table.column("error")).to_numpy(zero_copy_only=False))]
     duplicated = _duplicate_keys(table)
@@ -199,17 +215,18 @@ def _rule_masks(table: pa.Table, max_blockiness: float | None, thetas: dict[str,
     with np.errstate(invalid="ignore"):
         if max_blockiness is not None:
             rules.append(("max_blockiness", values["blockiness"] <= max_blockiness))
-        rules.extend((f"theta:{col}", (values[col] <= theta) if col in LOWER_IS_BETTER else (values[col] >= theta))
+        rules.extend((f"theta:{col}", (values[col] <= theta) if col in lower else (values[col] >= theta))
                      for col, theta in thetas.items())
     return rules
 
 
-def _keep_rule(table: pa.Table, by: str, keep: float, kept: np.ndarray) -> tuple[np.ndarray, Any, dict[str, Any]]:
+def _keep_rule(table: pa.Table, by: str, keep: float, kept: np.ndarray,
+               lower: frozenset[str]) -> tuple[np.ndarray, Any, dict[str, Any]]:
     """The ``keep`` rule's mask and theta, and what it kept against its target (warned when they differ)."""
-    mask, theta = keep_fraction(table, by, keep, kept, lower_is_better=by in LOWER_IS_BETTER)
+    mask, theta = keep_fraction(table, by, keep, kept, lower_is_better=by in lower)
     target = max(1, math.ceil(keep * table.num_rows))
     got = int(mask.sum())
-    report = {"fraction": keep, "by": by, "better": "lower" if by in LOWER_IS_BETTER else "higher",
+    report = {"fraction": keep, "by": by, "better": "lower" if by in lower else "higher",
               "target_rows": target, "kept_rows": got, "theta": theta, "reached": got == target}
     if got != target:
         why = (f"ties at theta={theta} keep {got}" if got > target
@@ -268,13 +285,14 @@ def select(
 
     kept = np.ones(n, bool)
     dropped: dict[str, int] = {}
-    for name, ok in _rule_masks(table, max_blockiness, thetas, by):
+    lower = lower_is_better(store.header)
+    for name, ok in _rule_masks(table, max_blockiness, thetas, by, lower):
         dropped[name] = int(np.count_nonzero(kept & ~ok))
         kept &= ok
     used_thetas: dict[str, Any] = dict(thetas)
     keep_report = None
     if keep is not None and by is not None:
-        mask, theta, keep_report = _keep_rule(table, by, keep, kept)
+        mask, theta, keep_report = _keep_rule(table, by, keep, kept, lower)
         dropped[f"keep:{by}"] = int(np.count_nonzero(kept & ~mask))
         kept = mask
         used_thetas[by] = theta

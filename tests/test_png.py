@@ -150,3 +150,80 @@ def test_image_data_beyond_the_last_row_is_ignored_like_pillow():
     data = png_file(pixels, extra=b"\0" * 50)
     assert np.array_equal(decode_png(data), pixels)
     assert np.array_equal(pillow(data), pixels)
+
+
+def test_gamma_and_significant_bits_chunks_change_no_pixel_like_opencv():
+    cv2 = pytest.importorskip("cv2")
+    rgb = textured(30, 40, 9)
+    plain = png_file(rgb)
+    data = plain[:33] + chunk(b"gAMA", struct.pack(">I", 22727)) + chunk(b"sBIT", bytes([5, 6, 5])) + plain[33:]
+    assert np.array_equal(decode_rgb(data), rgb)
+    assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1], rgb)
+
+
+@pytest.mark.parametrize("bpp", [1, 2, 3, 4])
+def test_top_rows_equal_the_full_decodes(bpp):
+    pixels = np.repeat(textured(53, 29, bpp)[..., :1], bpp, axis=2) if bpp < 3 else textured(53, 29, bpp)
+    pixels = np.dstack([pixels, pixels[..., :1]]) if bpp == 4 else pixels
+    data = png_file(pixels)
+    full = decode_png(data)
+    for rows in (0, 1, 7, 52, 53, 99):
+        assert np.array_equal(decode_png(data, rows=rows), full[:rows])
+
+
+def test_top_rows_skip_what_they_do_not_read_and_turned_images():
+    pixels = textured(40, 30, 6)
+    raw = filtered(pixels.reshape(40, -1), 3, [4] * 40)
+    stream = zlib.compress(raw)
+    damaged_tail = png_file(pixels, stream=stream[:-1] + bytes([stream[-1] ^ 1]))  # a wrong checksum only
+    assert np.array_equal(decode_png(damaged_tail, rows=10), pixels[:10])  # the trade-off of rows=
+    with pytest.raises(ImageError):
+        decode_png(damaged_tail)
+    short = png_file(pixels, stream=zlib.compress(raw[: 5 * 91]))
+    with pytest.raises(ImageError, match="ends after"):
+        decode_png(short, rows=10)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    assert decode_png(encode(Image.fromarray(pixels), "PNG", exif=exif), rows=3) is None
+
+
+def with_crcs_fixed(data: bytes) -> bytes:
+    """Recompute every chunk's CRC (so that only zlib and the PNG rules can notice damage)."""
+    out, pos = bytearray(data[:8]), 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        body = data[pos + 4 : pos + 8 + length]
+        if len(body) < length + 4:
+            return bytes(out + data[pos:])
+        out += data[pos : pos + 4] + body + struct.pack(">I", zlib.crc32(body))
+        pos += 12 + length
+    return bytes(out + data[pos:])
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_damaged_files_with_valid_crcs_are_refused_or_read_as_pillow_reads_them(seed):
+    """Random bit flips, cuts and inserted bytes anywhere, CRCs recomputed: an ImageError (never another
+    exception), or Pillow's pixels where Pillow reads the file too."""
+    rng = np.random.default_rng(seed)
+    bpp = int(rng.integers(1, 5))
+    height, width = (int(v) for v in rng.integers(1, 24, 2))
+    data = bytearray(png_file(rng.integers(0, 256, (height, width, bpp), dtype=np.uint8)))
+    for _ in range(int(rng.integers(1, 4))):
+        where, how = int(rng.integers(8, len(data))), int(rng.integers(3))
+        if how == 0:
+            data[where] ^= 1 << int(rng.integers(8))
+        elif how == 1:
+            del data[where : where + int(rng.integers(1, 9))]
+        else:
+            data[where:where] = rng.integers(0, 256, int(rng.integers(1, 9)), dtype=np.uint8).tobytes()
+    data = with_crcs_fixed(bytes(data))
+    try:
+        ours = decode_rgb(data, max_pixels=10**6)
+    except ImageError:
+        return
+    try:
+        theirs = pillow(data)
+    except Exception:  # Pillow refuses something we read: only acceptable when we read it exactly
+        theirs = None
+    if theirs is not None:
+        assert np.array_equal(ours, theirs)

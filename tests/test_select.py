@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import math
+from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import DF2K_BASIS
+from conftest import DF2K_BASIS, encode
+from image_zoo import textured
 from pipeline_helpers import synthetic_scores
 
 from diverseg_hf.errors import DiversegError
+from diverseg_hf.score import score
+from diverseg_hf.scoring import _REGISTRY
+from diverseg_hf.scoring.base import Scorer
 from diverseg_hf.select import select
 from diverseg_hf.storage import ScoreTable, load_selection
 
@@ -176,3 +181,35 @@ def test_non_finite_thresholds_are_refused(scores, tmp_path, bad):
         with pytest.raises(DiversegError, match="finite number"):
             select(scores, tmp_path / "s", **kwargs)
     assert not (tmp_path / "s").exists()
+
+
+class BrightnessScorer(Scorer):
+    """A custom scorer whose column is better lower (a stand-in for e.g. a noise estimate)."""
+
+    name: ClassVar[str] = "test_brightness"
+    columns: ClassVar[dict[str, str]] = {"brightness": "float64"}
+    lower_is_better: ClassVar[frozenset[str]] = frozenset({"brightness"})
+
+    def __call__(self, images):
+        return {"brightness": [float(im.mean()) for im in images], "error": [None] * len(images)}
+
+
+def test_a_scorers_declared_direction_reaches_select(tmp_path, monkeypatch):
+    """score() records lower_is_better from the scorer class; --keep/--theta follow it (and blockiness's)."""
+    monkeypatch.setitem(_REGISTRY, "test_brightness", "test_select:BrightnessScorer")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    means = []
+    for i in range(8):  # textured (blockiness defined), each brighter than the last
+        rgb = (textured(48, 48, i) // 8 + 30 * i).astype(np.uint8)
+        means.append(float(rgb.mean()))
+        (photos / f"{i}.png").write_bytes(encode(rgb))
+    score(str(photos), tmp_path / "scores", scorers=["test_brightness", "blockiness"])
+    header = ScoreTable.open(tmp_path / "scores").header
+    assert [s["lower_is_better"] for s in header["scorers"]] == [["brightness"], ["blockiness"]]
+    result = select(tmp_path / "scores", tmp_path / "sel", keep=0.25, by="brightness")
+    table, info = load_selection(tmp_path / "sel")
+    assert sorted(table.column("brightness").to_pylist()) == means[:2] and result.thetas == {"brightness": means[1]}
+    assert info["keep"]["better"] == "lower"
+    select(tmp_path / "scores", tmp_path / "sel2", thetas={"brightness": means[2]})
+    assert sorted(load_selection(tmp_path / "sel2")[0].column("brightness").to_pylist()) == means[:3]

@@ -48,6 +48,8 @@ class Scorer:
     Class attributes:
         name: registry name (``--scorers NAME``).
         columns: output column name -> Arrow type name (``"float64"``, ``"int32"``...).
+        lower_is_better: the columns where a lower value is better (blockiness); the others are better
+            higher (counts). Recorded in the score table; ``select``'s theta and ``--keep`` rules follow it.
         uses_gpu: True when the engine should give the scorer a device and large batches.
         default_batch_size: images per call when no batch size is given.
         engine_options: the keyword arguments of :data:`ENGINE_OPTIONS` the constructor takes
@@ -63,6 +65,7 @@ class Scorer:
 
     name: ClassVar[str] = ""
     columns: ClassVar[dict[str, str]] = {}
+    lower_is_better: ClassVar[frozenset[str]] = frozenset()
     uses_gpu: ClassVar[bool] = False
     default_batch_size: ClassVar[int] = 32
     engine_options: ClassVar[frozenset[str] | None] = None

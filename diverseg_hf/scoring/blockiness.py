@@ -23,6 +23,7 @@ class BlockinessScorer(Scorer):
 
     name: ClassVar[str] = "blockiness"
     columns: ClassVar[dict[str, str]] = {"blockiness": "float64"}
+    lower_is_better: ClassVar[frozenset[str]] = frozenset({"blockiness"})
     uses_gpu: ClassVar[bool] = False
     default_batch_size: ClassVar[int] = 32
 
