@@ -75,11 +75,12 @@ def _children_cpu() -> float:
 def pair_ms(root: Path, fmt: str, workers: int, patch: int, lr_from: str) -> tuple[float, int]:
     """CPU milliseconds per pair of one epoch, in the process(es) that made the pairs; and the pair count.
 
-    ``lr_from="patch, partial"``: ``lr_from="patch"`` with ``partial_decode=True``.
+    After the LR convention, ``", partial"`` sets ``partial_decode=True`` and ``", uint8"`` ``dtype="uint8"``
+    (e.g. ``"patch, partial, uint8"``).
     """
-    partial = lr_from.endswith("partial")
-    pairs = SRPairs.from_folder(root, "I", format=fmt, scale=4, patch_size=patch, lr_from=lr_from.split(",")[0],
-                                partial_decode=partial)
+    name, *flags = (part.strip() for part in lr_from.split(","))
+    pairs = SRPairs.from_folder(root, "I", format=fmt, scale=4, patch_size=patch, lr_from=name,
+                                partial_decode="partial" in flags, dtype="uint8" if "uint8" in flags else "float32")
     return loader_ms(pairs, workers)
 
 
@@ -124,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--patch", type=int, default=192)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--lr-from", nargs="+", default=["patch", "image", "patch, partial"])
+    p.add_argument("--lr-from", nargs="+", default=["patch", "image", "patch, partial", "patch, uint8",
+                                                      "patch, partial, uint8"])
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -292,3 +292,17 @@ def test_lr_from_and_names_are_checked(published):
         make(published, "map", lr_from="whole")
     with pytest.raises(DiversegError, match="output_names"):
         make(published, "map", output_names=("lq", "pos"))
+
+
+@pytest.mark.parametrize("lr_from", ["patch", "image"])
+def test_uint8_output_is_the_float_output_in_levels(published, lr_from):
+    """dtype="uint8" hands over the levels; .float() / 255 gives the float32 output exactly, pair for pair."""
+    floats = list(make(published, "parquet", lr_from=lr_from, augment=True))
+    levels = list(make(published, "parquet", lr_from=lr_from, augment=True, dtype="uint8"))
+    assert [a["key"] for a in floats] == [b["key"] for b in levels] and len(floats) == N_VALID
+    for a, b in zip(floats, levels):
+        assert b["lr"].dtype == b["hr"].dtype == torch.uint8 and b["hr"].is_contiguous() and b["lr"].is_contiguous()
+        assert torch.equal(b["lr"].float().div_(255), a["lr"]) and torch.equal(b["hr"].float().div_(255), a["hr"])
+        assert torch.equal(a["pos"], b["pos"])
+    with pytest.raises(DiversegError, match="dtype"):
+        make(published, "map", dtype="float16")

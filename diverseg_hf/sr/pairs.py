@@ -173,6 +173,8 @@ class SRPairs(torch.utils.data.IterableDataset):
         output_names: the keys of the LR and HR outputs, ``("lr", "hr")`` or BasicSR's ``("lq", "gt")``.
         partial_decode: decode a PNG only down to the last row its patches need (the same pixels; see
             :mod:`~diverseg_hf.sr.partial` for what is then not checked); ``lr_from="patch"`` only.
+        dtype: ``"float32"`` (levels / 255, in [0, 1]) or ``"uint8"`` (the levels): a quarter of the bytes
+            DataLoader workers hand over; ``x.float().div_(255)`` on the GPU gives the float32 output exactly.
     """
 
     def __init__(
@@ -192,6 +194,7 @@ class SRPairs(torch.utils.data.IterableDataset):
         lr_from: str = "patch",
         output_names: tuple[str, str] = ("lr", "hr"),
         partial_decode: bool = False,
+        dtype: str = "float32",
     ):
         super().__init__()
         if int(scale) != scale or scale < 1:
@@ -202,6 +205,8 @@ class SRPairs(torch.utils.data.IterableDataset):
             raise DiversegError(f"lr_from must be 'patch' or 'image', got {lr_from!r}")
         if len(output_names) != 2 or len(set(output_names)) != 2 or {"key", "pos"} & set(output_names):
             raise DiversegError(f"output_names must be two distinct names other than key and pos, got {output_names!r}")
+        if dtype not in ("float32", "uint8"):
+            raise DiversegError(f"dtype must be 'float32' or 'uint8', got {dtype!r}")
         if partial_decode and lr_from != "patch":
             raise DiversegError("partial_decode needs lr_from='patch' (the image's LR reads every row)")
         if pairs_per_image < 1:
@@ -215,6 +220,7 @@ class SRPairs(torch.utils.data.IterableDataset):
         self.pairs_per_image, self.augment, self.shuffle_buffer = pairs_per_image, augment, shuffle_buffer
         self._rank, self._world = rank, world_size
         self.lr_from, self.output_names, self.partial_decode = lr_from, tuple(output_names), partial_decode
+        self.dtype = dtype
         self.epoch = 0
         self._start: dict[int, dict[str, int]] = {}  # where each worker's stream begins (from a loaded state)
         self._seen: dict[int, dict[str, int]] = {}  # what the main process has consumed, per worker
@@ -346,7 +352,8 @@ class SRPairs(torch.utils.data.IterableDataset):
             for j, (top, left, turn) in enumerate(places, start=pair0):
                 cursor = index * ppi + j + 1
                 pos = torch.tensor([worker, workers, cursor, counts["too_small"], counts["bad"]])
-                lr, hr = patches.make_pair(rgb, top, left, self.patch_size, self.scale, turn, lr_source)
+                lr, hr = patches.make_pair(rgb, top, left, self.patch_size, self.scale, turn, lr_source,
+                                           levels=self.dtype == "uint8")
                 yield {"key": key, self.output_names[0]: lr, self.output_names[1]: hr, "pos": pos}
         logger.debug("SRPairs epoch %d stream %d/%d done; skipped %s", self.epoch, stream, n_streams, counts)
 

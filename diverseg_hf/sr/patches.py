@@ -51,10 +51,11 @@ def to_unit(chw: np.ndarray) -> torch.Tensor:
 
 
 def make_pair(
-    rgb: np.ndarray, top: int, left: int, patch: int, scale: int, turn: int, lr_image: np.ndarray | None = None
+    rgb: np.ndarray, top: int, left: int, patch: int, scale: int, turn: int, lr_image: np.ndarray | None = None,
+    levels: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(LR, HR) float CxHxW tensors of the ``patch``-pixel crop of the HxWx3 ``rgb`` at (``top``, ``left``),
-    turned by :func:`dihedral` ``turn``.
+    turned by :func:`dihedral` ``turn``; with ``levels``, contiguous ``uint8`` tensors of the same levels.
 
     The LR is ``imresize(turned patch, 1/scale)``, or, given ``lr_image`` (the image cropped to a
     multiple of ``scale``), the patch's window of ``imresize(lr_image, 1/scale)`` given the same turn.
@@ -66,6 +67,8 @@ def make_pair(
         n = patch // scale
         lr = dihedral(imresize_window(lr_image, 1.0 / scale, top // scale, left // scale, n, n), turn)
         lr = lr.transpose(2, 0, 1)
+    if levels:
+        return torch.from_numpy(np.ascontiguousarray(lr)), torch.from_numpy(hr)
     return to_unit(lr), to_unit(hr)
 
 
