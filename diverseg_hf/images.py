@@ -194,6 +194,20 @@ def pil_to_rgb(im: Image.Image) -> np.ndarray:
     raise ImageError("unsupported", f"image mode {mode}")
 
 
+def open_checked(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Non-JPEG bytes opened lazily (header only), the pixel limit applied and container damage refused
+    (:func:`~diverseg_hf.containers.check_container`): what every non-JPEG decode checks before its pixels.
+
+    Example:
+        >>> buf = io.BytesIO(); Image.new("RGB", (4, 2)).save(buf, "PNG")
+        >>> open_checked(buf.getvalue()).size
+        (4, 2)
+    """
+    im = _open(data, max_pixels)
+    check_container(data)
+    return im
+
+
 def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Encoded bytes -> HxWx3 uint8 RGB, possibly a non-contiguous view (EXIF orientation).
 
@@ -207,8 +221,7 @@ def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         if width * height > max_pixels:
             raise too_large(width, height, max_pixels)
         return decode_jpeg(data, colorspace)
-    im = _open(data, max_pixels)
-    check_container(data)
+    im = open_checked(data, max_pixels)
     if im.format == "PNG":
         rgb = decode_png(data)  # None: a palette, 16-bit or interlaced PNG, which Pillow decodes
         if rgb is not None:

@@ -274,13 +274,12 @@ def imresize(image: Any, scale: float) -> Any:
     raise DiversegError(f"imresize takes a numpy array or a torch tensor, got {type(image).__name__}")
 
 
-def _band(weights: np.ndarray, start: int, size: int) -> tuple[np.ndarray, int, int]:
-    """Output rows ``start:start+size`` of a 1-D resize, restricted to the input span ``[a, b)`` they read."""
-    _check_window(weights.shape[0], start, size)
-    sub = weights[start : start + size]
-    used = np.flatnonzero(sub.any(axis=0))
-    a, b = int(used[0]), int(used[-1]) + 1
-    return sub[:, a:b], a, b
+def _dense_window(size: int, scale: float, first: int, count: int) -> tuple[np.ndarray, int, int]:
+    """Output rows ``first:first+count`` of the 1-D resize of ``size`` inputs, restricted to the input span
+    ``[lo, hi)`` they read (:func:`_span`; weights outside it are zero)."""
+    _check_window(len(resize_bands(size, scale)[0]), first, count)
+    lo, hi = _span(resize_bands(size, scale), first, count)
+    return resize_weights(size, scale)[first : first + count, lo:hi], lo, hi
 
 
 def imresize_window(image: Any, scale: float, top: int, left: int, height: int, width: int) -> Any:
@@ -300,8 +299,8 @@ def imresize_window(image: Any, scale: float, top: int, left: int, height: int, 
 
     is_uint8, dtype = _check_torch(image)
     h, w = image.shape[-2:]
-    rows, r0, r1 = _band(resize_weights(h, scale), top, height)
-    cols, c0, c1 = _band(resize_weights(w, scale), left, width)
+    rows, r0, r1 = _dense_window(h, scale, top, height)
+    cols, c0, c1 = _dense_window(w, scale, left, width)
     part = image[..., r0:r1, c0:c1]
     as_tensor = {"dtype": dtype, "device": image.device}
     return _resize_torch(part, torch.tensor(rows, **as_tensor), torch.tensor(cols, **as_tensor), is_uint8)

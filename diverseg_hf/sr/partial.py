@@ -29,8 +29,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from ..containers import PNG_MAGIC, check_container
-from ..images import decode_rgb, probe
+from ..containers import PNG_MAGIC
+from ..images import decode_rgb, open_checked
 from ..png import decode_png
 
 
@@ -40,8 +40,7 @@ def png_top_rows(data: bytes, rows: int) -> np.ndarray | None:
     image over the pixel limit, a damaged chunk or damage in the rows decoded."""
     if not data.startswith(PNG_MAGIC):
         return None
-    probe(data)  # the pixel limit, from the header
-    check_container(data)  # every chunk's CRC, and IEND
+    open_checked(data)  # the pixel limit, every chunk's CRC and IEND, as decode_rgb checks them
     rgb = decode_png(data, rows=rows)
     return None if rgb is None else np.ascontiguousarray(rgb)
 
