@@ -35,9 +35,9 @@ import numpy as np
 from PIL import Image
 
 from diverseg_hf import blockiness
-from diverseg_hf.blockiness import blockiness_of_gray
-from diverseg_hf.containers import check_container
-from diverseg_hf.images import decode_rgb, find_image_files, rgb_to_gray
+from diverseg_hf.decode.containers import check_container
+from diverseg_hf.decode.images import decode_rgb, find_image_files, rgb_to_gray
+from diverseg_hf.quality.blockiness import blockiness_of_gray
 
 COLUMNS = ["cv2.imread", "decode", "strict checks", "gray", "kernel", "end to end", "vs imread", "vs own decode"]
 
@@ -125,8 +125,8 @@ def cuda_throughput(paths: list[Path]) -> float | None:
         return None
     if not torch.cuda.is_available():
         return None
-    from diverseg_hf.blockiness_torch import blockiness_torch
-    from diverseg_hf.images import decode_gray
+    from diverseg_hf.decode.images import decode_gray
+    from diverseg_hf.quality.blockiness_torch import blockiness_torch
 
     grays = [torch.from_numpy(decode_gray(p)).cuda() for p in paths] * 8
     blockiness_torch(grays, device="cuda")
@@ -139,7 +139,7 @@ def cuda_throughput(paths: list[Path]) -> float | None:
 
 MEMORY_CHILD = """
 import sys
-from diverseg_hf.images import decode_gray
+from diverseg_hf.decode.images import decode_gray
 
 def status(key):
     with open("/proc/self/status") as fh:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from diverseg_hf.build import build
+from diverseg_hf.subsets.build import build
 
 
 def texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -35,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     import datasets
 
-    from diverseg_hf.datasets_builder import DiverSegBuilder
+    from diverseg_hf.subsets.builder import DiverSegBuilder
 
     datasets.disable_progress_bars()
     rng = np.random.default_rng(0)

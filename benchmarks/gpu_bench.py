@@ -9,7 +9,7 @@ Measures images/s (wall time on the device, after a warm-up call) of:
 - transformers' ``mask-generation`` pipeline on the same model (float32);
 - the detection counter (:class:`~diverseg_hf.scoring.detect.ObjectCounter`) on a random-weight OWLv2-base
   (960 pixels, 1,203 LVIS queries; a character-level tokenizer stands in for CLIP's, offline);
-- the blockiness torch path (:func:`diverseg_hf.blockiness_torch.blockiness_torch`) on 512x384 gray images;
+- the blockiness torch path (:func:`diverseg_hf.quality.blockiness_torch.blockiness_torch`) on 512x384 gray images;
 - the SAM counter ViT-H bfloat16 again with ``compile=True`` (torch.compile of the vision encoder; the warm-up
   time, ``warmup_s``, includes the compilation).
 
@@ -187,7 +187,7 @@ def other_measurements(args):
         return {**result, "batch_size": counter.batch_size, "vocabulary_size": len(counter.vocabulary)}
 
     def blockiness(share):
-        from diverseg_hf.blockiness_torch import blockiness_torch
+        from diverseg_hf.quality.blockiness_torch import blockiness_torch
 
         grays = [im[..., 0] for im in photos(64, (384, 512), seed=2)]
         batch = 64

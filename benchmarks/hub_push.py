@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import huggingface_hub.constants
 from hub_server import HubServer
 
-from diverseg_hf.hub import push_folder
+from diverseg_hf.hub.push import push_folder
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from diverseg_hf.publish import publish
+from diverseg_hf.publish.from_selection import publish
 from diverseg_hf.score import score
 from diverseg_hf.select import select
 

@@ -26,7 +26,7 @@ from scipy.special import kl_div
 from scipy.stats import gaussian_kde
 
 from diverseg_hf import calibrate, estimate_quality, load_basis
-from diverseg_hf.quality import EPSILON, GRID_POINTS, weighted_quality
+from diverseg_hf.quality.estimate import EPSILON, GRID_POINTS, weighted_quality
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from image_zoo import textured

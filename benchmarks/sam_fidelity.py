@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from sam_helpers import TINY_SAM_DEFAULTS, decoder_flips, import_segment_anything, shape_images  # noqa: E402
 
-from diverseg_hf.images import decode_rgb  # noqa: E402
+from diverseg_hf.decode.images import decode_rgb  # noqa: E402
 from diverseg_hf.scoring.amg_reference import AmgSettings, ReferenceMaskGenerator  # noqa: E402
 from diverseg_hf.scoring.sam import SamMaskCounter  # noqa: E402
 from diverseg_hf.scoring.sam_checkpoint import segment_anything_model  # noqa: E402

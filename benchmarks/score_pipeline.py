@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from sam_helpers import TINY_SAM, shape_images  # noqa: E402
 
-from diverseg_hf.images import decode_rgb  # noqa: E402
+from diverseg_hf.decode.images import decode_rgb  # noqa: E402
 from diverseg_hf.score import score  # noqa: E402
 from diverseg_hf.scoring import _REGISTRY, run  # noqa: E402
 from diverseg_hf.scoring.sam import SamMaskCounter  # noqa: E402

@@ -40,7 +40,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import torch
 
-from diverseg_hf.images import decode_rgb
+from diverseg_hf.decode.images import decode_rgb
 from diverseg_hf.sr import SRPairs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # reuse the test folder writer

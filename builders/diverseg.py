@@ -1,5 +1,5 @@
 """The DiverSeg ``datasets`` builder as a file: a re-export of
-:class:`diverseg_hf.datasets_builder.DiverSegBuilder` (needs diverseg-hf).
+:class:`diverseg_hf.subsets.builder.DiverSegBuilder` (needs diverseg-hf).
 
 datasets >= 4 loads no scripts; instantiate the class:
 
@@ -8,6 +8,6 @@ datasets >= 4 loads no scripts; instantiate the class:
     >>> builder.download_and_prepare(); ds = builder.as_dataset(split="train")        # doctest: +SKIP
 """
 
-from diverseg_hf.datasets_builder import DiverSegBuilder, DiverSegBuilderConfig
+from diverseg_hf.subsets.builder import DiverSegBuilder, DiverSegBuilderConfig
 
 __all__ = ["DiverSegBuilder", "DiverSegBuilderConfig"]

@@ -8,11 +8,11 @@ Example:
 
 from __future__ import annotations
 
-from .basis import load_basis
-from .blockiness import BlockinessResult, blockiness, blockiness_batch, iter_blockiness, score_image
-from .calibrate import calibrate
 from .errors import DiversegError, ImageError, MissingExtraError
-from .quality import QualityEstimate, estimate_quality
+from .quality.basis import load_basis
+from .quality.blockiness import BlockinessResult, blockiness, blockiness_batch, iter_blockiness, score_image
+from .quality.calibrate import calibrate
+from .quality.estimate import QualityEstimate, estimate_quality
 from .version import __version__
 
 __all__ = [

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ParameterError
-from .publish import PublishResult, check_publish_arguments, publish
+from .publish.from_selection import PublishResult, check_publish_arguments, publish
 from .score import ScoreSummary, score
 from .scoring.specs import scorer_specs
 from .select import SelectionResult, check_select_arguments, select
@@ -56,7 +56,7 @@ def curate(
 
     ``score_options``/``select_options``/``publish_options`` are the keyword arguments of
     :func:`~diverseg_hf.score.score`, :func:`~diverseg_hf.select.select` and
-    :func:`~diverseg_hf.publish.publish`. When blockiness is scored, the source's JPEG-quality
+    :func:`~diverseg_hf.publish.from_selection.publish`. When blockiness is scored, the source's JPEG-quality
     estimate (default basis) is recorded in the selection and shown on the card.
     """
     _check_arguments(out, name, score_options or {}, select_options or {}, publish_options)

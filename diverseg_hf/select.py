@@ -21,7 +21,7 @@ Rules, applied in this order (a dropped row is counted under the first rule it f
 
 Thresholds must be finite numbers. An optional dataset-level quality gate (``min_quality``)
 estimates the source's JPEG quality from its blockiness values
-(:func:`diverseg_hf.quality.estimate_quality`) and refuses (or warns) below it; its basis is
+(:func:`diverseg_hf.quality.estimate.estimate_quality`) and refuses (or warns) below it; its basis is
 loaded by :func:`check_select_arguments` before anything else, so a missing basis fails early.
 
 Example:
@@ -124,8 +124,8 @@ def keep_fraction(table: pa.Table, by: str, fraction: float, eligible: np.ndarra
 
 
 def _quality(table: pa.Table, basis: Any) -> dict[str, Any]:
-    from .basis import load_basis
-    from .quality import estimate_quality
+    from .quality.basis import load_basis
+    from .quality.estimate import estimate_quality
 
     values = _values(table, "blockiness")
     ok = pc.is_null(table.column("error")).to_numpy(zero_copy_only=False) & np.isfinite(values)
@@ -178,7 +178,7 @@ def check_select_arguments(max_blockiness: float | None = None, thetas: dict[str
         if not _finite(theta):
             raise ParameterError("theta", f"{col}={theta} is not a finite number")
     if min_quality is not None or basis is not None:
-        from .basis import load_basis
+        from .quality.basis import load_basis
 
         load_basis(basis)
     if keep is None:
@@ -266,7 +266,7 @@ def select(
 
     ``thetas`` maps count columns to minimum values; ``keep``/``by`` pick a theta by retention.
     ``min_quality`` (e.g. 0.9) gates on the source's estimated JPEG quality (``basis`` as
-    :func:`diverseg_hf.basis.load_basis` takes it; None = the default DF2K basis);
+    :func:`diverseg_hf.quality.basis.load_basis` takes it; None = the default DF2K basis);
     ``on_low_quality`` is ``"error"`` (refuse) or ``"warn"``. Passing ``basis`` alone records the
     estimate without gating; so does ``estimate=True`` with the default basis, where a table whose
     blockiness values cannot be estimated from (none, or all equal) records no estimate and warns.

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from diverseg_hf.images import decode_rgb, find_image_files
+from diverseg_hf.decode.images import decode_rgb, find_image_files
 from diverseg_hf.sr import SRPairs, imresize
 from diverseg_hf.sr.metrics import psnr, ssim
 

@@ -2,7 +2,7 @@
 
 huggingface_hub and datasets read ``HF_ENDPOINT`` into module constants at import time, so the client
 side of a round trip (``load_dataset``, the ``diverseg`` CLI) runs in a subprocess whose environment
-points at the server; ``diverseg_hf.hub`` itself reads ``HF_ENDPOINT`` at call time and runs in-process.
+points at the server; ``diverseg_hf.hub.push`` itself reads ``HF_ENDPOINT`` at call time and runs in-process.
 Test modules import the helpers and register the fixtures with ``pytest_plugins = ["conftest_hub"]``
 (PYTEST_DONT_REWRITE: it is imported before pytest could rewrite its asserts).
 
@@ -51,7 +51,7 @@ def hub() -> Iterator[HubServer]:
 
 @pytest.fixture
 def hub_env(hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
-    """Point this process's ``diverseg_hf.hub`` at the local server with the write token (classic LFS)."""
+    """Point this process's ``diverseg_hf.hub.push`` at the local server with the write token (classic LFS)."""
     import huggingface_hub.constants
 
     for key, value in client_env(hub.url, tmp_path / "hf_home", WRITE_TOKEN).items():

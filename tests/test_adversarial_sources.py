@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from pipeline_helpers import good_images
 
 from diverseg_hf.keys import decode_key
-from diverseg_hf.publish import publish
+from diverseg_hf.publish.from_selection import publish
 from diverseg_hf.score import score
 from diverseg_hf.select import select
 from diverseg_hf.sources import open_source

@@ -12,9 +12,9 @@ from image_zoo import DAMAGED, INVALID, VALID, textured, write_zoo, zoo_bytes
 from PIL import Image
 
 from diverseg_hf import blockiness, blockiness_batch, score_image
-from diverseg_hf.blockiness import block_counts, blockiness_of_gray, iter_blockiness
+from diverseg_hf.decode.images import decode_gray
 from diverseg_hf.errors import ImageError
-from diverseg_hf.images import decode_gray
+from diverseg_hf.quality.blockiness import block_counts, blockiness_of_gray, iter_blockiness
 
 needs_shared = needs_shared_images
 

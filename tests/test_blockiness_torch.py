@@ -9,11 +9,11 @@ import pytest
 from conftest import SHARED_IMAGES
 from image_zoo import textured
 
-from diverseg_hf.blockiness import blockiness_of_gray
-from diverseg_hf.images import decode_gray, find_image_files, rgb_to_gray
+from diverseg_hf.decode.images import decode_gray, find_image_files, rgb_to_gray
+from diverseg_hf.quality.blockiness import blockiness_of_gray
 
 torch = pytest.importorskip("torch", reason="the torch path needs the [sam] extra")
-from diverseg_hf.blockiness_torch import blockiness_torch, rgb_to_gray_torch  # noqa: E402
+from diverseg_hf.quality.blockiness_torch import blockiness_torch, rgb_to_gray_torch  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -84,7 +84,7 @@ def test_build_from_list_over_a_hub_dataset(hub_env, tmp_path: Path) -> None:
     """PASS hosted on the (local) Hub as Parquet with a ``hash`` id column: the list is matched by hash."""
     import datasets
 
-    from diverseg_hf.hub import push_folder
+    from diverseg_hf.hub.push import push_folder
 
     files = pass_files()
     names = {rel: Path(rel).stem for rel in files}
@@ -100,7 +100,7 @@ def test_build_from_list_over_a_hub_dataset(hub_env, tmp_path: Path) -> None:
     out = tmp_path / "diverseg"
 
     code = f"""
-from diverseg_hf.build import build
+from diverseg_hf.subsets.build import build
 r = build("P", {str(out)!r}, source="tester/pass", from_list={str(lst)!r}, source_options={{"key_column": "hash"}},
           progress=False)
 print(json.dumps({{"missing": r.missing, "n": r.num_examples}}))

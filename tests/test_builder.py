@@ -1,4 +1,4 @@
-"""``diverseg_hf.build`` and the ``DiverSegBuilder`` class on generated ImageNet-like and PASS-like trees.
+"""``diverseg_hf.subsets.build`` and the ``DiverSegBuilder`` class on generated ImageNet-like and PASS-like trees.
 
 The trees follow the layouts of the paper's README (ImageNet ``train/n01440764/n01440764_18.JPEG``,
 PASS ``0/<hash>.jpg``); the lists name some images that are not there and one that is broken.
@@ -18,10 +18,10 @@ from image_zoo import textured, zoo_bytes
 from PIL import Image
 
 from diverseg_hf import DiversegError
-from diverseg_hf.build import build, built_configs
-from diverseg_hf.datasets_builder import DiverSegBuilder
-from diverseg_hf.official_lists import list_key, list_name, read_list
-from diverseg_hf.presets import SUBSET_PRESETS, paper_select_options
+from diverseg_hf.subsets.build import build, built_configs
+from diverseg_hf.subsets.builder import DiverSegBuilder
+from diverseg_hf.subsets.official_lists import list_key, list_name, read_list
+from diverseg_hf.subsets.presets import SUBSET_PRESETS, paper_select_options
 
 SYNSETS = ["n01440764", "n01443537", "n02085620"]
 
@@ -266,8 +266,8 @@ def test_curated_build_applies_the_paper_theta_and_sam_settings(tmp_path: Path) 
 
 
 def test_match_list_progress_ends_at_100_percent_with_the_misses_counted(tmp_path: Path, capsys) -> None:
-    from diverseg_hf.official_lists import match_list
     from diverseg_hf.sources import open_source
+    from diverseg_hf.subsets.official_lists import match_list
 
     root, list_path, _, absent = imagenet_case(tmp_path)
     entries = read_list(list_path)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from diverseg_hf import DiversegError, blockiness, calibrate, estimate_quality, load_basis
 from diverseg_hf.cli import main
-from diverseg_hf.quality import target_values
+from diverseg_hf.quality.estimate import target_values
 
 QUALITIES = (100, 95, 75, 50)
 SIZES = [(128, 128)] * 20 + [(96, 160), (136, 120), (200, 72), (128, 256)]

@@ -23,9 +23,9 @@ from conftest_hub import CLIENT_PRELUDE, WRITE_TOKEN, client_env
 from PIL import Image
 from pipeline_helpers import good_images, write_files
 
-from diverseg_hf.cards import card_text
-from diverseg_hf.hub import push_folder
-from diverseg_hf.publish import publish, rerender_card
+from diverseg_hf.cards.render import card_text
+from diverseg_hf.hub.push import push_folder
+from diverseg_hf.publish.from_selection import publish, rerender_card
 from diverseg_hf.score import score
 from diverseg_hf.select import select
 from diverseg_hf.storage import ScoreTable, load_selection

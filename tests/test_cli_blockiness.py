@@ -80,7 +80,7 @@ def test_workers_below_one_is_misuse_named_by_its_flag(tmp_path, capsys):
 
 
 def test_cli_output_is_the_library_tsv(tmp_path, capsys):
-    from diverseg_hf.blockiness import write_blockiness_tsv
+    from diverseg_hf.quality.blockiness import write_blockiness_tsv
 
     write_zoo(tmp_path / "zoo")
     main(["blockiness", str(tmp_path / "zoo"), "-o", str(tmp_path / "cli.tsv")])

@@ -20,8 +20,8 @@ from image_zoo import DAMAGED, MORE_VALID, entropy_segment, textured, write_zoo,
 from PIL import Image, ImageFile
 
 from diverseg_hf import score_image
+from diverseg_hf.decode.images import MAX_PIXELS, decode_gray, decode_rgb, probe
 from diverseg_hf.errors import ImageError
-from diverseg_hf.images import MAX_PIXELS, decode_gray, decode_rgb, probe
 
 cv2 = pytest.importorskip("cv2", reason="opencv-python-headless (dev extra) is the reference decoder")
 

@@ -25,10 +25,10 @@ from PIL import Image
 from sr_folder import encode, write_published_folder
 
 from diverseg_hf.cli import main as cli_main
+from diverseg_hf.decode.images import decode_rgb
 from diverseg_hf.errors import DiversegError
-from diverseg_hf.export import export_basicsr
-from diverseg_hf.images import decode_rgb
 from diverseg_hf.sr import imresize
+from diverseg_hf.sr.export import export_basicsr
 
 pytest_plugins = ["conftest_hub"]  # the local Hub server fixture
 

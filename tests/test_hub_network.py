@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest_hub import image_bytes, sha, write_card, write_parquet_config
 
-from diverseg_hf.hub import push_folder
+from diverseg_hf.hub.push import push_folder
 
 pytestmark = pytest.mark.network
 

@@ -1,4 +1,4 @@
-"""diverseg_hf.hub.push_folder and ``diverseg push`` against the local Hub server (tests/hub_server.py)."""
+"""diverseg_hf.hub.push.push_folder and ``diverseg push`` against the local Hub server (tests/hub_server.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from conftest_hub import (
 from diverseg_hf import hub as hub_module
 from diverseg_hf.cli import main
 from diverseg_hf.errors import DiversegError
-from diverseg_hf.hub import LocalFile, plan_commits, push_folder
+from diverseg_hf.hub.push import LocalFile, plan_commits, push_folder
 
 pytest_plugins = ["conftest_hub"]  # the hub / hub_env fixtures
 
@@ -292,7 +292,7 @@ def run_push(hub, folder: Path, tmp_path: Path, **env_changes: str | None) -> st
 
 def test_one_line_per_retried_request_and_progress_bars(hub, folder: Path, tmp_path: Path) -> None:
     hub.fail("PUT", r"/lfs-upload/", 503, times=2)  # retried inside huggingface_hub
-    hub.fail("POST", r"/commit/main$", 503)  # retried by diverseg_hf.hub
+    hub.fail("POST", r"/commit/main$", 503)  # retried by diverseg_hf.hub.push
     err = run_push(hub, folder, tmp_path)  # HF_HUB_DISABLE_PROGRESS_BARS=1 (client_env)
     retries = [line for line in err.splitlines() if "retry" in line.lower() or "thrown while" in line]
     assert len(retries) == 3, err
@@ -310,7 +310,7 @@ def test_one_line_per_retried_request_and_progress_bars(hub, folder: Path, tmp_p
 def test_huggingface_hub_retry_messages_are_folded_into_one_line(caplog) -> None:
     import logging
 
-    from diverseg_hf.hub_logging import one_line_retries
+    from diverseg_hf.hub.retry_log import one_line_retries
 
     http = logging.getLogger("huggingface_hub.utils._http")
     with caplog.at_level(logging.WARNING), one_line_retries():

@@ -18,7 +18,7 @@ from conftest_hub import (
 )
 from huggingface_hub import HfApi
 
-from diverseg_hf.hub import push_folder
+from diverseg_hf.hub.push import push_folder
 
 pytest_plugins = ["conftest_hub"]  # the hub / hub_env fixtures
 

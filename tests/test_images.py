@@ -10,8 +10,8 @@ from conftest import SHARED_IMAGES
 from image_zoo import DAMAGED, INVALID, MORE_VALID, VALID, write_zoo, zoo_bytes
 from PIL import Image
 
+from diverseg_hf.decode.images import decode_gray, decode_rgb, find_image_files, probe, rgb_to_gray
 from diverseg_hf.errors import ImageError
-from diverseg_hf.images import decode_gray, decode_rgb, find_image_files, probe, rgb_to_gray
 
 
 def integer_gray(rgb: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The fast PNG path (diverseg_hf.png) against Pillow, OpenCV and hand-built files with every row filter."""
+"""The fast PNG path (diverseg_hf.decode.png) against Pillow, OpenCV and hand-built files with every row filter."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from conftest import SHARED_IMAGES, encode, needs_shared_images
 from image_zoo import textured
 from PIL import Image
 
+from diverseg_hf.decode.images import decode_rgb, pil_to_rgb
+from diverseg_hf.decode.png import decode_png
 from diverseg_hf.errors import ImageError
-from diverseg_hf.images import decode_rgb, pil_to_rgb
-from diverseg_hf.png import decode_png
 
 ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
 COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # samples per pixel -> PNG colour type

@@ -19,13 +19,13 @@ from huggingface_hub import DatasetCard
 from image_zoo import INVALID
 from pipeline_helpers import mixed_folder
 
-from diverseg_hf.card_entry import webdataset_features
+from diverseg_hf.cards.entries import webdataset_features
 from diverseg_hf.errors import DiversegError
 from diverseg_hf.keys import decode_key
-from diverseg_hf.publish import parse_size, plan_shards, publish, rerender_card
+from diverseg_hf.publish.from_selection import parse_size, plan_shards, publish, rerender_card
+from diverseg_hf.publish.shard_copy import image_extension
 from diverseg_hf.score import score
 from diverseg_hf.select import select
-from diverseg_hf.shard_copy import image_extension
 from diverseg_hf.storage import DatasetDir, ScoreTable, load_selection
 
 SHARD = 20_000

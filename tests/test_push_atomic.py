@@ -21,9 +21,9 @@ from pipeline_helpers import good_images, write_files
 
 from diverseg_hf.cli import main
 from diverseg_hf.errors import DiversegError
-from diverseg_hf.hub import push_folder
-from diverseg_hf.hub_plan import card_patterns, split_for_readers, stale_paths
-from diverseg_hf.publish import publish
+from diverseg_hf.hub.plan import card_patterns, split_for_readers, stale_paths
+from diverseg_hf.hub.push import push_folder
+from diverseg_hf.publish.from_selection import publish
 from diverseg_hf.select import select
 
 pytest_plugins = ["conftest_hub"]  # the hub / hub_env fixtures

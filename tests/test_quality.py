@@ -14,10 +14,10 @@ from scipy.special import kl_div
 from scipy.stats import gaussian_kde
 
 from diverseg_hf import DiversegError, QualityEstimate, estimate_quality, load_basis
-from diverseg_hf.basis import read_scores_tsv
 from diverseg_hf.cli import main
-from diverseg_hf.plots import _count_edges, _weights, plot_blockiness, plot_counts, plot_quality
-from diverseg_hf.quality import Density, weighted_quality
+from diverseg_hf.quality.basis import read_scores_tsv
+from diverseg_hf.quality.estimate import Density, weighted_quality
+from diverseg_hf.quality.plots import _count_edges, _weights, plot_blockiness, plot_counts, plot_quality
 
 needs_df2k = pytest.mark.skipif(
     not (DF2K_BASIS / "EXPECTED_QUALITY.json").is_file(), reason=f"released DF2K basis not found at {DF2K_BASIS}"

@@ -18,7 +18,7 @@ from hub_server import HubServer
 from diverseg_hf import hub as hub_module
 from diverseg_hf.cli import main
 from diverseg_hf.errors import DiversegError, ParameterError, redact, redacted_logging
-from diverseg_hf.hub import push_folder
+from diverseg_hf.hub.push import push_folder
 
 pytest_plugins = ["conftest_hub"]  # the hub / hub_env fixtures
 
@@ -90,7 +90,7 @@ def test_echoed_token_is_redacted_from_the_cli_error(echo_hub, folder, monkeypat
 
 def test_library_error_and_logs_of_a_subprocess_carry_no_token(echo_hub, folder, tmp_path) -> None:
     env = client_env(echo_hub.url, tmp_path / "client_home", ENV_TOKEN)
-    code = ("import diverseg_hf.hub as h; h.RETRY_FIRST_WAIT = 0.01\n"
+    code = ("import diverseg_hf.hub.push as h; h.RETRY_FIRST_WAIT = 0.01\n"
             f"from diverseg_hf.cli import main; raise SystemExit(main(['-v', 'push', {str(folder)!r}, {REPO!r}]))")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 2, proc.stderr

@@ -27,8 +27,8 @@ from pipeline_helpers import good_images, write_files
 
 from diverseg_hf.errors import DiversegError
 from diverseg_hf.files import TEMP_GLOB
-from diverseg_hf.hub import push_folder
-from diverseg_hf.publish import publish
+from diverseg_hf.hub.push import push_folder
+from diverseg_hf.publish.from_selection import publish
 from diverseg_hf.score import score
 from diverseg_hf.select import select
 from diverseg_hf.sources import Source, Unit, open_source

@@ -19,7 +19,7 @@ pytest.importorskip("transformers")
 from PIL import Image  # noqa: E402
 from sam_helpers import TINY_SAM_DEFAULTS, decoder_flips, import_segment_anything, shape_images  # noqa: E402
 
-from diverseg_hf.images import decode_rgb  # noqa: E402
+from diverseg_hf.decode.images import decode_rgb  # noqa: E402
 from diverseg_hf.scoring.amg_reference import AmgSettings, ReferenceMaskGenerator  # noqa: E402
 from diverseg_hf.scoring.sam import SamMaskCounter  # noqa: E402
 

@@ -26,7 +26,8 @@ def run_python(code: str, timeout: int = 900) -> subprocess.CompletedProcess:
 
 def test_modules_it_needs_import_without_the_absent_packages():
     proc = run_python("import diverseg_hf, diverseg_hf.scoring.sam, diverseg_hf.scoring.detect, "
-                      "diverseg_hf.blockiness_torch, diverseg_hf.scoring.nms, diverseg_hf.scoring.amg_reference")
+                      "diverseg_hf.quality.blockiness_torch, diverseg_hf.scoring.nms, "
+                      "diverseg_hf.scoring.amg_reference")
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 

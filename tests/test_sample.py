@@ -9,7 +9,7 @@ import pytest
 
 from diverseg_hf import DiversegError, blockiness
 from diverseg_hf.cli import main
-from diverseg_hf.sample import render_scene, sample_names, write_sample
+from diverseg_hf.quality.sample import render_scene, sample_names, write_sample
 
 
 def test_same_arguments_same_bytes_other_seed_other_images(tmp_path):

@@ -22,9 +22,9 @@ from image_zoo import INVALID, VALID, textured
 from pipeline_helpers import FakeGpuScorer, encode, good_images, mixed_folder, rows_of, write_files
 
 from diverseg_hf import __version__
-from diverseg_hf.blockiness import score_image
+from diverseg_hf.decode.images import decode_rgb, probe
 from diverseg_hf.errors import DiversegError
-from diverseg_hf.images import decode_rgb, probe
+from diverseg_hf.quality.blockiness import score_image
 from diverseg_hf.score import score
 from diverseg_hf.scoring.run import run_scorer, score_unit
 from diverseg_hf.scoring.specs import scorer_specs

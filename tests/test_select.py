@@ -110,7 +110,7 @@ def test_incomplete_score_table_is_refused(tmp_path):
 
 @pytest.mark.skipif(not BASIS.is_dir(), reason="../shared/data/df2k_basis is absent")
 def test_quality_gate(tmp_path):
-    from diverseg_hf.basis import load_basis
+    from diverseg_hf.quality.basis import load_basis
 
     synthetic_scores(tmp_path / "scores", 400, seed=3, with_masks=False)
     # replace the blockiness of the good rows with a sample of the q75 basis: a compressed-looking source

@@ -234,7 +234,7 @@ def test_hub_source_is_pinned_to_the_commit_it_resolved(hub_env, tmp_path):
     from conftest_hub import WRITE_TOKEN, client_env, run_client, sha, write_parquet_config
     from huggingface_hub import HfApi
 
-    from diverseg_hf.hub import push_folder
+    from diverseg_hf.hub.push import push_folder
 
     repo, root = "tester/pinned", tmp_path / "ds"
     api = HfApi(endpoint=hub_env.url, token=WRITE_TOKEN)

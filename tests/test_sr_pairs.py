@@ -15,8 +15,8 @@ torch = pytest.importorskip("torch")
 from image_zoo import textured, zoo_bytes  # noqa: E402
 from sr_folder import encode, write_published_folder  # noqa: E402
 
+from diverseg_hf.decode.images import decode_rgb  # noqa: E402
 from diverseg_hf.errors import DiversegError  # noqa: E402
-from diverseg_hf.images import decode_rgb  # noqa: E402
 from diverseg_hf.sr import SRPairs, imresize  # noqa: E402
 from diverseg_hf.sr.pairs import stream_records  # noqa: E402
 from diverseg_hf.sr.readers import ParquetFolderReader  # noqa: E402

@@ -13,8 +13,8 @@ from image_zoo import textured, zoo_bytes
 from PIL import Image
 from sr_folder import encode, write_published_folder
 
+from diverseg_hf.decode.images import decode_rgb
 from diverseg_hf.errors import DiversegError, ImageError
-from diverseg_hf.images import decode_rgb
 from diverseg_hf.sr.partial import png_top_rows
 
 torch = pytest.importorskip("torch")

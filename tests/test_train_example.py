@@ -75,7 +75,7 @@ def test_train_example_resumes(folders, tmp_path):
 
 
 def test_train_example_on_an_export_folder(folders, tmp_path, capsys):
-    from diverseg_hf.export import export_basicsr
+    from diverseg_hf.sr.export import export_basicsr
 
     data, eval_dir = folders
     export_basicsr(data, "I", tmp_path / "export", (4,), subimages=(24, 12))

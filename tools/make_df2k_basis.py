@@ -2,9 +2,9 @@
 
 Run once, by hand, when the pinned release changes; the output is committed. The input is a folder
 holding the five released files ``DF2K.txt`` and ``DF2K_q{95,85,75,50}.txt`` of gohtanii/DiverSeg-dataset
-(``blockiness/blockiness_per_dataset/`` at :data:`diverseg_hf.basis.DF2K_COMMIT`, MIT licence). Each
-file must match its pinned sha256; the values are parsed with :func:`diverseg_hf.basis.read_scores_tsv`
-(float64, file order kept) and written with :func:`diverseg_hf.basis.save_basis`, so loading the
+(``blockiness/blockiness_per_dataset/`` at :data:`diverseg_hf.quality.basis.DF2K_COMMIT`, MIT licence). Each
+file must match its pinned sha256; the values are parsed with :func:`diverseg_hf.quality.basis.read_scores_tsv`
+(float64, file order kept) and written with :func:`diverseg_hf.quality.basis.save_basis`, so loading the
 Parquet file gives exactly the values of loading the folder. The provenance (repository, commit,
 licence, sha256 of every original file) goes into the Parquet metadata and into
 ``df2k_basis.json`` beside it.
@@ -20,8 +20,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from diverseg_hf.basis import DF2K_COMMIT, DF2K_SHA256, discover_basis_files, read_scores_tsv, save_basis
 from diverseg_hf.errors import DiversegError
+from diverseg_hf.quality.basis import DF2K_COMMIT, DF2K_SHA256, discover_basis_files, read_scores_tsv, save_basis
 
 REPOSITORY = "https://github.com/gohtanii/DiverSeg-dataset"
 

@@ -7,7 +7,7 @@ import sys
 
 from tqdm import tqdm
 
-from ..blockiness import write_blockiness_tsv
+from ..quality.blockiness import write_blockiness_tsv
 
 EPILOG = """example:
   diverseg blockiness photos/ extra.png -o scores.tsv --workers 2

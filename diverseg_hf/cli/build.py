@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from ..build import build
 from ..errors import DiversegError
-from ..presets import SUBSET_PRESETS
+from ..subsets.build import build
+from ..subsets.presets import SUBSET_PRESETS
 from .options import (
     add_score_options,
     add_select_options,
@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def build_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments of :func:`diverseg_hf.build.build` from the parsed command line."""
+    """Keyword arguments of :func:`diverseg_hf.subsets.build.build` from the parsed command line."""
     select = select_kwargs(args)
     if args.no_quality_gate:
         select["min_quality"] = None

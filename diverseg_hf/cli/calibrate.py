@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..calibrate import DEFAULT_QUALITIES, calibrate
+from ..quality.calibrate import DEFAULT_QUALITIES, calibrate
 
 EPILOG = """example:
   diverseg calibrate DF2K_HR/ --out basis_df2k/ --qualities 100,95,85,75,50 --workers 4

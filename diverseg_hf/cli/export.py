@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import DiversegError
-from ..export import export_basicsr
+from ..sr.export import export_basicsr
 
 EPILOG = """example:
   diverseg export ./DiverSeg --config I --format basicsr --out ./DiverSeg_I_basicsr \\

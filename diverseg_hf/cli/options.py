@@ -194,6 +194,6 @@ def shard_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def publish_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments of :func:`diverseg_hf.publish.publish` besides the selection and folder."""
+    """Keyword arguments of :func:`diverseg_hf.publish.from_selection.publish` besides the selection and folder."""
     return {"name": args.name, **shard_kwargs(args), "license": args.license, "gated": args.gated,
             "include_scores": args.include_scores, "description": args.description}

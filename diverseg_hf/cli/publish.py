@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..publish import publish
+from ..publish.from_selection import publish
 from .options import add_publish_options, publish_kwargs
 from .push import add_push_to_hub_options, push_to_hub_from_args
 

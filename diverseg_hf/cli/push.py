@@ -8,9 +8,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..cards import render_card
+from ..cards.render import render_card
 from ..errors import ParameterError
-from ..hub import MAX_FILES_PER_COMMIT, PushResult, check_repo_id, push_folder
+from ..hub.push import MAX_FILES_PER_COMMIT, PushResult, check_repo_id, push_folder
 from ..storage import DatasetDir
 
 EPILOG = """examples:
@@ -61,7 +61,7 @@ def push_to_hub_from_args(args: argparse.Namespace, folder: str) -> None:
 
 
 def push_with_card(folder: str, repo_id: str, **options) -> PushResult:
-    """:func:`~diverseg_hf.hub.push_folder` with the card rendered for the repo id the push resolves (a bare
+    """:func:`~diverseg_hf.hub.push.push_folder` with the card rendered for the repo id the push resolves (a bare
     ``REPO_ID`` becomes the token owner's ``owner/REPO_ID``, and the card's snippets name that)."""
     with tempfile.TemporaryDirectory() as tmp:
         return push_folder(folder, repo_id, card=lambda repo: card_for_repo(folder, repo, tmp), **options)

@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..basis import BASIS_ENV, load_basis
-from ..quality import DEFAULT_THRESHOLD, METHODS, estimate_quality, target_values
+from ..quality.basis import BASIS_ENV, load_basis
+from ..quality.estimate import DEFAULT_THRESHOLD, METHODS, estimate_quality, target_values
 
 EPILOG = f"""examples:
   diverseg blockiness imagenet/train -o imagenet.tsv --workers 8
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     basis = load_basis(args.basis)
     estimate = estimate_quality(values, basis, threshold=args.threshold, method=args.method)
     if args.plot:
-        from ..plots import plot_quality
+        from ..quality.plots import plot_quality
 
         label = Path(args.target).resolve().name
         plot_quality(values, basis, args.plot, estimate, threshold=args.threshold, target_label=label)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..sample import DEFAULT_QUALITIES, write_sample
+from ..quality.sample import DEFAULT_QUALITIES, write_sample
 
 EPILOG = """example (start here):
   diverseg sample demo

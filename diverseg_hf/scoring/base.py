@@ -1,6 +1,6 @@
 """The Scorer contract: small classes that turn a batch of decoded images into score columns.
 
-A scorer never decodes: the engine decodes each record once with :mod:`diverseg_hf.images`
+A scorer never decodes: the engine decodes each record once with :mod:`diverseg_hf.decode.images`
 (RGB uint8, OpenCV semantics), records decode failures itself, and hands the scorer the good
 images. The engine also owns device placement (:meth:`Scorer.to`) and batch size.
 

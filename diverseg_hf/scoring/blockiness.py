@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..blockiness import BLOCK, MIN_BLOCKS, blockiness_of_gray
-from ..images import rgb_to_gray
+from ..decode.images import rgb_to_gray
+from ..quality.blockiness import BLOCK, MIN_BLOCKS, blockiness_of_gray
 from .base import Scorer
 
 

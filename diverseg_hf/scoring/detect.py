@@ -29,8 +29,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..decode.images import decode_rgb
 from ..errors import DiversegError, require
-from ..images import decode_rgb
 from .counting import CountingScorer
 
 _TEXT_CACHE: dict[tuple, Any] = {}

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from ..decode.images import decode_rgb, probe
 from ..errors import DiversegError, ImageError, is_out_of_memory
-from ..images import decode_rgb, probe
 from ..storage.score_table import table_schema
 from .base import Scorer
 

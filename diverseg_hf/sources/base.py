@@ -21,8 +21,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from ..decode.images import read_bytes
 from ..errors import DiversegError, ImageError
-from ..images import read_bytes
 
 #: Column names taken for the image when a source does not say which (in this order of preference).
 IMAGE_COLUMN_NAMES = ("image", "img", "jpg", "jpeg", "png", "webp")

@@ -1,7 +1,7 @@
 """Folder sources: every entry named like an image gets exactly one record, whatever it is on disk.
 
 The folder is walked recursively in sorted order. An entry is taken when its name has an image
-suffix (:data:`diverseg_hf.images.IMAGE_SUFFIXES`, any case), whatever its type: a regular file is
+suffix (:data:`diverseg_hf.decode.images.IMAGE_SUFFIXES`, any case), whatever its type: a regular file is
 read; a dangling symlink, a symlink loop, a FIFO, a socket or a device gets a record with an error
 and is never opened (a FIFO would block the run); an unreadable file says ``permission denied``.
 Not taken (counted and logged, never in silence): hidden entries (a name starting with ``.``, as
@@ -32,8 +32,8 @@ from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..decode.images import IMAGE_SUFFIXES
 from ..errors import DiversegError, ImageError
-from ..images import IMAGE_SUFFIXES
 from ..keys import encode_key, suffixed_key
 from .base import Record, Source, Unit
 

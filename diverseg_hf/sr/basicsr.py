@@ -1,7 +1,7 @@
 """BasicSR's dataset conventions: file names, sub-image crops, ``meta_info`` lines and the LMDB layout.
 
 What BasicSR-family code (BasicSR, HAT, SwinIR/KAIR ports, RCAN/EDSR ports) expects of a DIV2K-style
-training folder, as :mod:`diverseg_hf.export` writes it:
+training folder, as :mod:`diverseg_hf.sr.export` writes it:
 
 * names carry no ``.``, space or path separator: ``meta_info`` lines are split on spaces and LMDB keys
   are the names up to the first ``.``. :func:`safe_names` keeps a key as its name when it is already

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..decode.images import decode_rgb, find_image_files
 from ..errors import DiversegError, ImageError
-from ..images import decode_rgb, find_image_files
 from . import metrics
 from .imresize import imresize
 

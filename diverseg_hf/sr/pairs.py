@@ -77,9 +77,9 @@ from typing import Any
 
 import numpy as np
 
-from ..containers import PNG_MAGIC
+from ..decode.containers import PNG_MAGIC
+from ..decode.images import decode_rgb, probe, read_bytes
 from ..errors import DiversegError, ImageError, require
-from ..images import decode_rgb, probe, read_bytes
 from . import partial, patches
 from .readers import dataset_reader, folder_reader
 

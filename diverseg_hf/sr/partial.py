@@ -1,8 +1,8 @@
 """Decode only the top rows of a PNG: what ``SRPairs(partial_decode=True)`` uses when a patch needs no more.
 
 A PNG's rows are filtered and compressed in order, so inflating only the first ``rows`` rows' bytes and
-undoing their filters (:func:`diverseg_hf.png.decode_png` with ``rows``) gives exactly the rows of the
-full decode (``tests/test_sr_partial.py`` checks this against :func:`diverseg_hf.images.decode_rgb` on
+undoing their filters (:func:`diverseg_hf.decode.png.decode_png` with ``rows``) gives exactly the rows of the
+full decode (``tests/test_sr_partial.py`` checks this against :func:`diverseg_hf.decode.images.decode_rgb` on
 the PNG colour types of the test zoo, generated and real images). Here, as in ``decode_rgb``, the pixel
 limit, every chunk's CRC and the IEND marker are still verified for the whole file, and damage inside
 the inflated part (a bad zlib stream, missing data, an unknown filter type) is still an error.
@@ -29,9 +29,9 @@ import io
 import numpy as np
 from PIL import Image
 
-from ..containers import PNG_MAGIC
-from ..images import decode_rgb, open_checked
-from ..png import decode_png
+from ..decode.containers import PNG_MAGIC
+from ..decode.images import decode_rgb, open_checked
+from ..decode.png import decode_png
 
 
 def png_top_rows(data: bytes, rows: int) -> np.ndarray | None:

@@ -2,7 +2,7 @@
 
 A *reader* exposes ``num_shards`` and ``read_shard(i)``, an iterator over ``(key, payload)`` in a
 fixed order; map-style readers also offer ``len()`` and ``record(i)`` (random access). The payload is
-whatever :func:`diverseg_hf.images.decode_rgb` accepts: the ORIGINAL encoded bytes where the source
+whatever :func:`diverseg_hf.decode.images.decode_rgb` accepts: the ORIGINAL encoded bytes where the source
 has them (``datasets`` Image columns are cast to ``Image(decode=False)``), a file path, or, for
 sources that only hold decoded images, a PIL image. ``None`` marks a record without an image.
 

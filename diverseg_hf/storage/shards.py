@@ -28,8 +28,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..decode.images import IMAGE_SUFFIXES
 from ..files import commit_temp, temp_path, write_atomic
-from ..images import IMAGE_SUFFIXES
 
 # ----------------------------------------------------------------------------- Parquet
 

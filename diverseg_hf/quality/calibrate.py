@@ -34,12 +34,12 @@ import numpy as np
 from PIL import Image, features
 from tqdm import tqdm
 
+from ..decode.images import decode_rgb, find_image_files, read_bytes
+from ..errors import DiversegError, ImageError, check_at_least
+from ..files import write_bytes_atomic
+from ..version import __version__
 from .basis import Basis
 from .blockiness import BlockinessResult, score_image
-from .errors import DiversegError, ImageError, check_at_least
-from .files import write_bytes_atomic
-from .images import decode_rgb, find_image_files, read_bytes
-from .version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def calibrate(
         "failures": {str(q): failures[q] for q in qualities},
         "failure_examples": examples,
         "encoder": encoder_settings(),
-        "scorer": "diverseg_hf.blockiness.score_image",
+        "scorer": "diverseg_hf.quality.blockiness.score_image",
         "diverseg_hf": __version__,
     }
     write_bytes_atomic(out / "basis.json", (json.dumps(record, indent=2) + "\n").encode("utf-8"))

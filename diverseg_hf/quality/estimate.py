@@ -1,7 +1,7 @@
 """Dataset-level JPEG quality estimate from blockiness values, exactly as the DiverSeg paper releases it.
 
 The target's blockiness distribution is compared with basis distributions of a pristine corpus
-re-encoded at known JPEG qualities (see :mod:`diverseg_hf.basis`):
+re-encoded at known JPEG qualities (see :mod:`diverseg_hf.quality.basis`):
 
 1. non-finite target values are dropped (counted), then values ``>= threshold`` (default 300);
    basis values are not filtered;
@@ -44,10 +44,10 @@ import numba
 import numpy as np
 from tqdm import tqdm
 
+from ..decode.images import IMAGE_SUFFIXES, find_image_files
+from ..errors import DiversegError
 from .basis import check_basis, read_scores_tsv
 from .blockiness import iter_blockiness
-from .errors import DiversegError
-from .images import IMAGE_SUFFIXES, find_image_files
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Pillow skips the CRC of PNG image-data chunks and stops reading at the last imag
 a damaged CRC, a cut IEND chunk or a lost last byte decodes without complaint; a GIF missing its
 trailer byte decodes too. These checks walk the container structure (no pixel is decoded) and raise
 :class:`~diverseg_hf.errors.ImageError` for such files. Data after PNG's IEND or GIF's trailer is
-ignored, as every decoder ignores it. JPEG is checked by libjpeg itself (see :mod:`diverseg_hf.jpeg`);
+ignored, as every decoder ignores it. JPEG is checked by libjpeg itself (see :mod:`diverseg_hf.decode.jpeg`);
 TIFF, BMP and the other formats rely on Pillow's own truncation errors.
 
 Example:
@@ -23,7 +23,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 
-from .errors import ImageError
+from ..errors import ImageError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _GIF_MAGICS = (b"GIF87a", b"GIF89a")

@@ -9,7 +9,7 @@ format DiverSeg keeps. Palette, 1/2/4/16-bit and interlaced PNGs return None: Pi
 Why not a library: Pillow is the fallback; pyspng (libspng) is faster still but turns off both the
 chunk CRCs and the Adler-32 check, so a flipped bit in the image data decodes silently to other
 pixels. Strictness here: the caller checks every chunk's CRC and IEND first
-(:func:`diverseg_hf.containers.check_png`); a bad zlib stream, a wrong checksum, image data that ends
+(:func:`diverseg_hf.decode.containers.check_png`); a bad zlib stream, a wrong checksum, image data that ends
 early or an unknown filter type is an :class:`~diverseg_hf.errors.ImageError`. Image data beyond the
 last row is ignored, as libpng and Pillow ignore it.
 
@@ -31,8 +31,8 @@ import zlib
 import numba
 import numpy as np
 
+from ..errors import ImageError
 from .containers import png_chunks
-from .errors import ImageError
 from .orientation import orient, orientation_of
 
 #: Samples per pixel of the colour types decoded here (gray, RGB, gray + alpha, RGBA).
@@ -120,7 +120,7 @@ def _inflate(stream: bytes, expected: int, whole: bool = True) -> np.ndarray:
 def decode_png(data: bytes, rows: int | None = None) -> np.ndarray | None:
     """PNG bytes -> HxWx3 uint8 RGB, upright (possibly a view); None for layouts left to Pillow.
 
-    Run :func:`diverseg_hf.containers.check_png` first (this walk does not check CRCs). ``rows``: decode
+    Run :func:`diverseg_hf.decode.containers.check_png` first (this walk does not check CRCs). ``rows``: decode
     only the top ``rows`` rows (equal to the full decode's); the image data after them is not inflated,
     so its checksum is not verified (damage there with matching chunk CRCs goes unseen). None also for
     an image with an EXIF orientation when ``rows`` is given (turned, its top rows are others).

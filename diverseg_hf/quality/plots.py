@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DiversegError
-from .quality import DEFAULT_THRESHOLD, QualityEstimate
+from ..errors import DiversegError
+from .estimate import DEFAULT_THRESHOLD, QualityEstimate
 
 _TARGET_COLOR = "#d62728"
 _BASIS_COLOR = "#7f7f7f"

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import DiversegError
-from .scoring import get_scorer_class
-from .sources import Source, open_source
+from ..errors import DiversegError
+from ..scoring import get_scorer_class
+from ..sources import Source, open_source
 
 logger = logging.getLogger(__name__)
 

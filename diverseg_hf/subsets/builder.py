@@ -2,14 +2,14 @@
 
 datasets >= 4 runs no loading scripts, so the class is used directly (it is also re-exported by
 ``builders/diverseg.py`` for those who want the file; the subset presets it serves are
-:mod:`diverseg_hf.presets`). ``data_dir`` is a dataset folder made by
+:mod:`diverseg_hf.subsets.presets`). ``data_dir`` is a dataset folder made by
 ``diverseg build`` (or ``diverseg publish``/``curate``, or a snapshot of a pushed repo); the builder reads
 its Parquet shards ``data/<CONFIG>/train-*.parquet`` with their own features (the image bytes stay the
 originals). Given ``source=`` and/or ``from_list=`` for a config the folder lacks, it first builds it
-with :func:`diverseg_hf.build.build` (``build_options`` are that function's other keyword arguments).
+with :func:`diverseg_hf.subsets.build.build` (``build_options`` are that function's other keyword arguments).
 
 Example:
-    >>> from diverseg_hf.datasets_builder import DiverSegBuilder
+    >>> from diverseg_hf.subsets.builder import DiverSegBuilder
     >>> builder = DiverSegBuilder(config_name="I", data_dir="diverseg")                     # doctest: +SKIP
     >>> builder.download_and_prepare(); ds = builder.as_dataset(split="train")      # doctest: +SKIP
     >>> DiverSegBuilder(config_name="P", data_dir="diverseg", source="/data/pass",         # doctest: +SKIP
@@ -26,11 +26,11 @@ from typing import Any, ClassVar
 import datasets
 from datasets.builder import Key
 
+from ..cards.render import LICENSE_PRESETS
+from ..errors import DiversegError
+from ..storage import DatasetDir, iter_parquet_rows, parquet_schema
 from .build import build
-from .cards import LICENSE_PRESETS
-from .errors import DiversegError
 from .presets import SUBSET_PRESETS
-from .storage import DatasetDir, iter_parquet_rows, parquet_schema
 
 CITATION = """@inproceedings{ohtani2024rethinking,
   title     = {Rethinking Image Super-Resolution from Training Data Perspectives},

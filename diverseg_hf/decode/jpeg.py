@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import simplejpeg
 
-from .errors import ImageError
+from ..errors import ImageError
 from .orientation import orient, orientation_of
 
 #: The first bytes of every JPEG file: SOI marker and the start of the next marker.

@@ -2,7 +2,7 @@
 
 :func:`variation_sums` returns, for one grid (aligned, or shifted by (4, 4)), the sum over the scored blocks
 of ``sqrt(h^2 + v^2)`` for each of the 64 DCT coefficients, where h and v are the second differences of that
-coefficient across the left/right and upper/lower neighbouring blocks. :mod:`diverseg_hf.blockiness` turns
+coefficient across the left/right and upper/lower neighbouring blocks. :mod:`diverseg_hf.quality.blockiness` turns
 the two grids' sums into B.
 
 How it is fast (docs/decoding.md, section 4): each block's 8 pixels of a row are read as one 64-bit word,

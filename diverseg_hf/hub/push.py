@@ -1,7 +1,7 @@
 """The only module that talks to the Hugging Face Hub: push a dataset folder, idempotently and resumably.
 
 ``push_folder`` creates the dataset repo if missing and uploads the folder so that the repo never advertises
-rows it does not serve (see :mod:`diverseg_hf.hub_plan`): new files that the card now on the Hub cannot
+rows it does not serve (see :mod:`diverseg_hf.hub.plan`): new files that the card now on the Hub cannot
 reach go first, in commits of bounded file count and size; then one commit carries everything readers of
 the card see (changed files, the shards of every changed config, the deletions, the card), so that a push
 killed at any point leaves the old dataset or the new one, never a mix. Hidden files (``.diverseg/`` work
@@ -21,7 +21,7 @@ The endpoint, token and transfer backend are huggingface_hub's own: ``HF_ENDPOIN
 cache (``hf auth login``), and xet when ``hf_xet`` is installed.
 
 Example:
-    >>> from diverseg_hf.hub import push_folder
+    >>> from diverseg_hf.hub.push import push_folder
     >>> result = push_folder("diverseg", "my-org/diverseg", private=True)  # doctest: +SKIP
     >>> result.commits, len(result.uploaded), len(result.skipped)  # doctest: +SKIP
     (['3f2c…', '9ab1…'], 14, 0)
@@ -44,9 +44,8 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, Revi
 from huggingface_hub.utils import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from .errors import DiversegError, redact, redacted_logging
-from .hub_logging import one_line_retries
-from .hub_plan import (
+from ..errors import DiversegError, redact, redacted_logging
+from .plan import (
     CARD,
     LocalFile,
     check_repo_id,
@@ -56,6 +55,7 @@ from .hub_plan import (
     staging_leftovers,
     stale_paths,
 )
+from .retry_log import one_line_retries
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def _with_card(files: list[LocalFile], card: str | os.PathLike | None) -> list[L
 
 def _plan(api: HfApi, result: PushResult, files: list[LocalFile], prune: bool, max_files: int,
           max_bytes: int) -> tuple[list[list[LocalFile]], Callable[[list[str]], list[str]], list[str]]:
-    """The commits to make (early batches, then the final one, see :mod:`diverseg_hf.hub_plan`; none when
+    """The commits to make (early batches, then the final one, see :mod:`diverseg_hf.hub.plan`; none when
     nothing changed), the function that lists, from the remote paths at the final commit, those to delete in
     it, and the files already on the Hub (left out of the commits).
     """

@@ -30,10 +30,10 @@ from typing import TextIO
 
 import numpy as np
 
-from .blockiness_kernel import BLOCK, variation_sums
-from .errors import DiversegError, ImageError, check_at_least
-from .files import write_atomic
-from .images import ImageLike, decode_gray, find_image_files
+from ..decode.images import ImageLike, decode_gray, find_image_files
+from ..errors import DiversegError, ImageError, check_at_least
+from ..files import write_atomic
+from .kernel import BLOCK, variation_sums
 
 #: Fewest 8x8 blocks per dimension for which B is defined (the summed range 2..n-2 must be non-empty).
 MIN_BLOCKS = 4

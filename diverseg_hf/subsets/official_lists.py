@@ -25,11 +25,11 @@ from typing import Any
 import pyarrow as pa
 from tqdm import tqdm
 
-from .errors import DiversegError
-from .keys import decode_key, encode_key
-from .scoring.run import prepare_records
-from .sources import FolderUnit, Record, Source, Unit
-from .storage import BASE_SCHEMA
+from ..errors import DiversegError
+from ..keys import decode_key, encode_key
+from ..scoring.run import prepare_records
+from ..sources import FolderUnit, Record, Source, Unit
+from ..storage import BASE_SCHEMA
 
 _IMAGENET_HUB_NAME = re.compile(r"^(n\d{8})_(\d+)_(n\d{8})$")
 #: Score-table schema of a list build: identity and decode check, no scores, plus the list path.

@@ -1,7 +1,7 @@
 """EXIF orientation: read the tag from an EXIF block and turn decoded pixels upright, as ``imread`` does.
 
 OpenCV applies the orientation tag of a JPEG's ``Exif`` APP1 segment and of a PNG's ``eXIf`` chunk;
-:mod:`diverseg_hf.jpeg` and :mod:`diverseg_hf.png` find the block, this module reads and applies it.
+:mod:`diverseg_hf.decode.jpeg` and :mod:`diverseg_hf.decode.png` find the block, this module reads and applies it.
 
 Example:
     >>> import numpy as np

@@ -2,7 +2,7 @@
 
 huggingface_hub retries some requests itself (LFS uploads, for example) and logs two warnings per retry,
 which a CLI that also configures the root logger prints twice each. :func:`one_line_retries` turns
-them into the line :mod:`diverseg_hf.hub` logs for its own retries.
+them into the line :mod:`diverseg_hf.hub.push` logs for its own retries.
 
 Example:
     >>> import logging
@@ -19,17 +19,17 @@ import re
 import threading
 from collections.abc import Iterator
 
-_HUB_LOGGER = logging.getLogger("diverseg_hf.hub")
+_HUB_LOGGER = logging.getLogger("diverseg_hf.hub.push")
 
 
 class _FoldRetryMessages(logging.Filter):
     """Turn huggingface_hub's two warnings per retried request into one line, in the form
-    :mod:`diverseg_hf.hub` uses for its own retries.
+    :mod:`diverseg_hf.hub.push` uses for its own retries.
 
     huggingface_hub logs ``<error> thrown while requesting <METHOD> <URL>`` and then ``Retrying in
     <N>s [Retry i/n].`` (or ``Rate limited. Waiting <N>s before retry [Retry i/n].``), through its own
     handler and again through the root logger's. This filter drops both records and logs one
-    ``Hub request failed (...)`` line on ``diverseg_hf.hub``'s logger instead (the URL without its
+    ``Hub request failed (...)`` line on ``diverseg_hf.hub.push``'s logger instead (the URL without its
     query). Requests are tracked per thread (huggingface_hub uploads files from several threads).
     """
 

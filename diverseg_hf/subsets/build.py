@@ -1,12 +1,12 @@
 """``build``: make the DiverSeg subsets I (ImageNet-1k), P (PASS) and IP (both) in a dataset folder.
 
-Two ways to make a subset (presets in :mod:`diverseg_hf.presets`):
+Two ways to make a subset (presets in :mod:`diverseg_hf.subsets.presets`):
 
 - **curate** (default): score the source with the paper's scorers, select with its thresholds
   (SAM masks >= 100, dataset quality gate) and publish, all through :func:`diverseg_hf.curate.curate`;
 - **from a list** (``from_list=``): rebuild the official subset exactly from the user's own copy of
   the source, without scoring (each listed image is decoded once, to report broken files; matching
-  rules in :mod:`diverseg_hf.official_lists`); bytes are copied untouched. Listed files that are not
+  rules in :mod:`diverseg_hf.subsets.official_lists`); bytes are copied untouched. Listed files that are not
   found, or found but unreadable, are reported in ``DATASET_DIR/.diverseg/<CONFIG>/from_list_report.json``
   (and logged), never silently dropped.
 
@@ -32,15 +32,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from .curate import curate
-from .errors import DiversegError
-from .files import write_json_atomic
+from ..curate import curate
+from ..errors import DiversegError
+from ..files import write_json_atomic
+from ..publish.from_selection import publish
+from ..select import select
+from ..sources import Record, Source, Unit
+from ..storage import DatasetDir, ScoreTable, iter_parquet_rows, parquet_schema, read_parquet_table
 from .official_lists import LIST_SCHEMA, ListSource, match_list, read_list
 from .presets import SubsetPreset, open_subset_source, paper_select_options, subset_preset
-from .publish import publish
-from .select import select
-from .sources import Record, Source, Unit
-from .storage import DatasetDir, ScoreTable, iter_parquet_rows, parquet_schema, read_parquet_table
 
 logger = logging.getLogger(__name__)
 

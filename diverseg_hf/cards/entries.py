@@ -2,7 +2,7 @@
 
 :func:`config_entry` turns a selection's record (rules, thetas, counts, quality estimate, source)
 and the published table into the entry that :meth:`~diverseg_hf.storage.DatasetDir.register` keeps
-and :func:`~diverseg_hf.cards.render_card` renders; :func:`config_figures` draws the histograms the
+and :func:`~diverseg_hf.cards.render.render_card` renders; :func:`config_figures` draws the histograms the
 card shows.
 
 Example:
@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .basis import load_basis
-from .errors import DiversegError
-from .plots import plot_blockiness, plot_counts, plot_quality
-from .quality import QualityEstimate
-from .storage import DatasetDir
-from .version import __version__
+from ..errors import DiversegError
+from ..quality.basis import load_basis
+from ..quality.estimate import QualityEstimate
+from ..quality.plots import plot_blockiness, plot_counts, plot_quality
+from ..storage import DatasetDir
+from ..version import __version__
 
 logger = logging.getLogger(__name__)
 

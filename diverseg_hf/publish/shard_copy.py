@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .errors import DiversegError
-from .sources import Record, Unit
-from .storage import ParquetShardWriter, TarShardWriter
+from ..errors import DiversegError
+from ..sources import Record, Unit
+from ..storage import ParquetShardWriter, TarShardWriter
 
 ROW_GROUP_ROWS = 100
 _EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff",

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DiversegError
-from .files import write_bytes_atomic
+from ..errors import DiversegError
+from ..files import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ DF2K_SHA256 = {
     "DF2K_q50.txt": "0601d5963a633c245da3881de73217b405896359b3adbdcfdda1516d28c02f6f",
 }
 #: The packaged DF2K basis (written by tools/make_df2k_basis.py from the released files).
-DF2K_PACKAGED = Path(__file__).resolve().parent / "data" / "df2k_basis.parquet"
+DF2K_PACKAGED = Path(__file__).resolve().parents[1] / "data" / "df2k_basis.parquet"
 # Where the default basis files are fetched from; tests point it at a local server.
 _BASE_URL = (
     f"https://raw.githubusercontent.com/gohtanii/DiverSeg-dataset/{DF2K_COMMIT}/blockiness/blockiness_per_dataset"

@@ -5,12 +5,12 @@ samples reduced to 8 bits, palette and gray expanded, EXIF orientation applied) 
 ``cv2.COLOR_BGR2GRAY``. This module reproduces those semantics bit for bit, but strictly: a file whose
 decoder reports damage is an :class:`~diverseg_hf.errors.ImageError`, never a half-decoded image.
 
-- JPEG goes through libjpeg-turbo in strict mode (:mod:`diverseg_hf.jpeg`): libjpeg's "Corrupt JPEG
+- JPEG goes through libjpeg-turbo in strict mode (:mod:`diverseg_hf.decode.jpeg`): libjpeg's "Corrupt JPEG
   data" and "premature end" warnings are errors.
 - 8-bit, non-interlaced PNGs (gray, RGB, with or without alpha) go through zlib and a compiled
-  un-filter (:mod:`diverseg_hf.png`), after the container checks (every chunk's CRC, IEND).
+  un-filter (:mod:`diverseg_hf.decode.png`), after the container checks (every chunk's CRC, IEND).
 - Everything else goes through Pillow with truncated images refused, after the container checks of
-  :mod:`diverseg_hf.containers` (PNG chunk CRCs and IEND, GIF trailer, RIFF size).
+  :mod:`diverseg_hf.decode.containers` (PNG chunk CRCs and IEND, GIF trailer, RIFF size).
 - Images above ``max_pixels`` (default :data:`MAX_PIXELS`, 89,478,485) are refused from their header,
   before any pixel is decoded; the message quotes the limit applied.
 
@@ -36,8 +36,8 @@ import numba
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from ..errors import ImageError
 from .containers import check_container
-from .errors import ImageError
 from .jpeg import JPEG_MAGIC, cmyk_to_rgb, decode_jpeg, jpeg_size
 from .png import decode_png
 
@@ -196,7 +196,7 @@ def pil_to_rgb(im: Image.Image) -> np.ndarray:
 
 def open_checked(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Non-JPEG bytes opened lazily (header only), the pixel limit applied and container damage refused
-    (:func:`~diverseg_hf.containers.check_container`): what every non-JPEG decode checks before its pixels.
+    (:func:`~diverseg_hf.decode.containers.check_container`): what every non-JPEG decode checks before its pixels.
 
     Example:
         >>> buf = io.BytesIO(); Image.new("RGB", (4, 2)).save(buf, "PNG")

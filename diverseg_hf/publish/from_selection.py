@@ -35,14 +35,14 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from .card_entry import config_entry, config_figures, published_features
-from .cards import license_for, render_card
-from .errors import DiversegError, ParameterError, check_at_least
-from .files import check_output_dir
+from ..cards.entries import config_entry, config_figures, published_features
+from ..cards.render import license_for, render_card
+from ..errors import DiversegError, ParameterError, check_at_least
+from ..files import check_output_dir
+from ..sources import Source, Unit, reopen_source
+from ..storage import DatasetDir, ParquetShardWriter, ScoreTable, load_selection
+from ..storage.dataset_dir import REGISTRY
 from .shard_copy import CopyContext, CopyTask, ShardJob, image_extension, plan_tasks, run_tasks, tar_image_extension
-from .sources import Source, Unit, reopen_source
-from .storage import DatasetDir, ParquetShardWriter, ScoreTable, load_selection
-from .storage.dataset_dir import REGISTRY
 
 logger = logging.getLogger(__name__)
 

@@ -36,8 +36,8 @@ import yaml
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-from .errors import DiversegError, ParameterError
-from .storage import DatasetDir
+from ..errors import DiversegError, ParameterError
+from ..storage import DatasetDir
 
 #: The dataset card; files the Hub manages itself and that ``prune`` keeps.
 CARD = "README.md"

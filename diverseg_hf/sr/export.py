@@ -47,13 +47,13 @@ from typing import Any
 
 from PIL import Image
 
-from .errors import DiversegError, ImageError, require
-from .files import TEMP_GLOB, write_atomic, write_bytes_atomic, write_json_atomic
-from .images import decode_rgb, probe
-from .sr import basicsr
-from .sr.evaluate import modcrop
-from .sr.imresize import imresize
-from .storage import DatasetDir, iter_parquet_rows, parquet_schema
+from ..decode.images import decode_rgb, probe
+from ..errors import DiversegError, ImageError, require
+from ..files import TEMP_GLOB, write_atomic, write_bytes_atomic, write_json_atomic
+from ..storage import DatasetDir, iter_parquet_rows, parquet_schema
+from . import basicsr
+from .evaluate import modcrop
+from .imresize import imresize
 
 EXPORT_VERSION = 1
 

@@ -1,12 +1,12 @@
 """Batched blockiness on torch tensors (float64, CPU or CUDA), for the GPU scoring phase.
 
-Same numbers as :mod:`diverseg_hf.blockiness` (float64 throughout; only summation order differs).
+Same numbers as :mod:`diverseg_hf.quality.blockiness` (float64 throughout; only summation order differs).
 Images of equal block counts are stacked and scored in one pass; gray conversion can run on the
 device too (bit-exact with OpenCV's BGR2GRAY).
 
 Example:
     >>> import numpy as np
-    >>> from diverseg_hf.blockiness import blockiness_of_gray
+    >>> from diverseg_hf.quality.blockiness import blockiness_of_gray
     >>> rng = np.random.default_rng(0)
     >>> grays = [rng.integers(0, 256, (64, 80), dtype=np.uint8) for _ in range(3)]
     >>> [round(r.value, 6) for r in blockiness_torch(grays)] == [
@@ -21,9 +21,9 @@ import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 
+from ..errors import require
 from .blockiness import BlockinessResult, _undefined_reason, block_counts, from_variations
-from .blockiness_kernel import DCT8
-from .errors import require
+from .kernel import DCT8
 
 __all__ = ["blockiness_torch", "rgb_to_gray_torch"]
 

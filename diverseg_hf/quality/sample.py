@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .errors import DiversegError
-from .files import write_bytes_atomic
+from ..errors import DiversegError
+from ..files import write_bytes_atomic
 
 #: JPEG qualities of the re-encoded copies, by default.
 DEFAULT_QUALITIES = (95, 75, 50)

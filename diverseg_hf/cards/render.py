@@ -14,14 +14,13 @@ Example:
 
 from __future__ import annotations
 
-import importlib.resources
 from pathlib import Path
 from typing import Any
 
-from .errors import DiversegError
-from .files import write_bytes_atomic
-from .storage import DatasetDir
-from .version import __version__
+from ..errors import DiversegError
+from ..files import write_bytes_atomic
+from ..storage import DatasetDir
+from ..version import __version__
 
 TEMPLATE = "dataset_card.md.j2"
 
@@ -66,14 +65,8 @@ def size_category(n: int) -> str:
 
 
 def template_path() -> Path:
-    """The card template: shipped as package data ``diverseg_hf._cards``, or the checkout's ``cards/``."""
-    try:
-        resource = importlib.resources.files("diverseg_hf._cards") / TEMPLATE
-        if resource.is_file():
-            return Path(str(resource))
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parents[1] / "cards" / TEMPLATE
+    """The card template, shipped beside this module."""
+    return Path(__file__).resolve().parent / TEMPLATE
 
 
 def yaml_module(configs: list[dict[str, Any]]) -> str:

@@ -1,0 +1,1 @@
+"""The dataset card: per-config entries (features, statistics, figures) and the Jinja renderer."""
