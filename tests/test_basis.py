@@ -16,8 +16,8 @@ import pytest
 from conftest import DF2K_BASIS, needs_df2k_basis
 
 from diverseg_hf import DiversegError, estimate_quality, load_basis
-from diverseg_hf.quality import basis as basis_mod
 from diverseg_hf.files import TEMP_GLOB
+from diverseg_hf.quality import basis as basis_mod
 from diverseg_hf.quality.basis import discover_basis_files, read_scores_tsv, save_basis
 
 needs_df2k = needs_df2k_basis

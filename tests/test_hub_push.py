@@ -20,9 +20,9 @@ from conftest_hub import (
     write_tar_config,
 )
 
-from diverseg_hf.hub import push as hub_module
 from diverseg_hf.cli import main
 from diverseg_hf.errors import DiversegError
+from diverseg_hf.hub import push as hub_module
 from diverseg_hf.hub.push import LocalFile, plan_commits, push_folder
 
 pytest_plugins = ["conftest_hub"]  # the hub / hub_env fixtures

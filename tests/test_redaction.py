@@ -15,9 +15,9 @@ import pytest
 from conftest_hub import WRITE_TOKEN, client_env, image_bytes, write_card, write_parquet_config
 from hub_server import HubServer
 
-from diverseg_hf.hub import push as hub_module
 from diverseg_hf.cli import main
 from diverseg_hf.errors import DiversegError, ParameterError, redact, redacted_logging
+from diverseg_hf.hub import push as hub_module
 from diverseg_hf.hub.push import push_folder
 
 pytest_plugins = ["conftest_hub"]  # the hub / hub_env fixtures
