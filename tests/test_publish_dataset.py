@@ -143,4 +143,5 @@ def test_public_names() -> None:
     from diverseg_hf.hub.push import push
 
     assert diverseg_hf.publish_dataset is publish_dataset and diverseg_hf.push is push
-    assert {"publish_dataset", "push"} <= set(diverseg_hf.__all__)
+    assert {"publish_dataset", "push", "select_published"} <= set(diverseg_hf.__all__)
+    assert diverseg_hf.select_published.__module__ == "diverseg_hf.publish.rethreshold"
