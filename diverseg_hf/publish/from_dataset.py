@@ -27,7 +27,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,12 +63,17 @@ class DatasetUnit(Unit):
     key_column: str | None = None
 
     def _iter(self, keys: Any) -> Iterator[Record]:
-        unique = KeyCounter()
         columns = [self.image_column] + ([self.key_column] if self.key_column else [])
-        for i, row in enumerate(_rows(self.rows.select_columns(columns))):
+        for record, _ in self.records_of(_rows(self.rows.select_columns(columns))):
+            yield record
+
+    def records_of(self, rows: Iterable[dict[str, Any]]) -> Iterator[tuple[Record, dict[str, Any]]]:
+        """(record, row) for each of the dataset's ``rows``, keyed as a Parquet source keys them."""
+        unique = KeyCounter()
+        for i, row in enumerate(rows):
             raw = row[self.key_column] if self.key_column else None
             key = unique(path_key(str(raw) if raw is not None else f"{i:08d}"))
-            yield _record(key, row[self.image_column], i)
+            yield _record(key, row[self.image_column], i), row
 
 
 class DatasetSource(Source):
@@ -79,9 +84,9 @@ class DatasetSource(Source):
     def __init__(self, ds: Any, image_column: str, key_column: str | None):
         info = getattr(ds, "info", None)
         spec = getattr(info, "dataset_name", None) or getattr(info, "builder_name", None) or "dataset"
-        unit = DatasetUnit(UNIT_ID, getattr(ds, "num_rows", None), rows=ds, image_column=image_column,
-                           key_column=key_column)
-        super().__init__(spec, [unit], {"image_column": image_column, "key_column": key_column})
+        self.unit = DatasetUnit(UNIT_ID, getattr(ds, "num_rows", None), rows=ds, image_column=image_column,
+                                key_column=key_column)
+        super().__init__(spec, [self.unit], {"image_column": image_column, "key_column": key_column})
 
 
 def _rows(ds: Any) -> Iterator[dict[str, Any]]:
@@ -136,7 +141,6 @@ def _scored_rows(src: DatasetSource, ds: Any, scorers: list[type], keep: Callabl
     and the keys ``keep`` chooses."""
     rows: list[dict[str, Any]] = []
     kept: set[str] = set()
-    records = src.units()[0].records()
     batch: list[tuple[Record, dict[str, Any]]] = []
 
     def flush() -> None:
@@ -153,8 +157,8 @@ def _scored_rows(src: DatasetSource, ds: Any, scorers: list[type], keep: Callabl
             rows.append(out)
         batch.clear()
 
-    for row in _rows(ds):
-        batch.append((next(records), row))
+    for pair in src.unit.records_of(_rows(ds)):  # the dataset read once: bytes and scores together
+        batch.append(pair)
         if len(batch) == BATCH_ROWS:
             flush()
     flush()
