@@ -113,3 +113,11 @@ def test_rethreshold_a_repo_on_the_hub(made, hub_env, tmp_path, kind) -> None:
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert rows(tmp_path / "out") == rows(root / f"expected_{kind}")
+
+
+def test_a_missing_hub_repo_is_one_line(hub_env, tmp_path) -> None:
+    env = client_env(hub_env.url, tmp_path / "hf_home", WRITE_TOKEN)
+    proc = run_cli(env, "select", "tester/none", "--config", "mine", "--out", tmp_path / "sel", cwd=tmp_path)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("diverseg select: error: cannot read datasets/tester/none: ")
