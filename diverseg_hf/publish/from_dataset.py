@@ -135,11 +135,12 @@ def _scorers(names: Sequence[str]) -> list[type]:
     return sorted(found, key=lambda s: names.index(next(iter(s.columns))))
 
 
-def _scored_rows(src: DatasetSource, ds: Any, scorers: list[type], keep: Callable[[dict], bool] | None
-                 ) -> tuple[list[dict[str, Any]], set[str]]:
-    """The score table's rows (base columns as ``diverseg score`` fills them, the dataset's scores, errors)
-    and the keys ``keep`` chooses."""
-    rows: list[dict[str, Any]] = []
+def _score_table(src: DatasetSource, ds: Any, scorers: list[type], keep: Callable[[dict], bool] | None
+                 ) -> tuple[pa.Table, set[str]]:
+    """The score table of every row (base columns as ``diverseg score`` fills them, the dataset's scores,
+    errors), built batch by batch, and the keys ``keep`` chooses."""
+    schema = table_schema(scorers)
+    parts: list[pa.Table] = []
     kept: set[str] = set()
     batch: list[tuple[Record, dict[str, Any]]] = []
 
@@ -154,7 +155,7 @@ def _scored_rows(src: DatasetSource, ds: Any, scorers: list[type], keep: Callabl
                     out["error"] = "; ".join(filter(None, [out["error"], reason])) or None
             if not out["error"] and (keep is None or keep(row)):  # a row with an error is never published
                 kept.add(out["key"])
-            rows.append(out)
+        parts.append(pa.Table.from_pylist([{c: r.get(c) for c in schema.names} for r in base], schema=schema))
         batch.clear()
 
     for pair in src.unit.records_of(_rows(ds)):  # the dataset read once: bytes and scores together
@@ -162,18 +163,17 @@ def _scored_rows(src: DatasetSource, ds: Any, scorers: list[type], keep: Callabl
         if len(batch) == BATCH_ROWS:
             flush()
     flush()
-    return rows, kept
+    return pa.concat_tables(parts), kept
 
 
-def _write_scores(root: Path, src: DatasetSource, scorers: list[type], rows: list[dict[str, Any]]) -> None:
-    """The score table of every row, as ``diverseg score`` writes one."""
-    schema = table_schema(scorers)
-    header = {"source": src.describe(), "limit": None, "columns": schema.names, "scorers": [
+def _write_scores(root: Path, src: DatasetSource, scorers: list[type], table: pa.Table) -> None:
+    """``table`` as a score table folder, with the header ``diverseg score`` writes."""
+    header = {"source": src.describe(), "limit": None, "columns": table.schema.names, "scorers": [
         {"name": s.name, "options": {}, "settings": {"scored_by": "datasets map"}, "columns": dict(s.columns),
          "lower_is_better": sorted(s.lower_is_better)} for s in scorers]}
-    table = ScoreTable.create(root, header, [{"id": UNIT_ID, "size": len(rows), "max_records": None}],
+    store = ScoreTable.create(root, header, [{"id": UNIT_ID, "size": table.num_rows, "max_records": None}],
                               overwrite=True)
-    table.commit(UNIT_ID, pa.Table.from_pylist([{c: r.get(c) for c in schema.names} for r in rows], schema=schema))
+    store.commit(UNIT_ID, table)
 
 
 def _narrow(selection: Path, kept: set[str], rule: str) -> None:
@@ -244,11 +244,11 @@ def publish_dataset(
     test, rules, rule = _keep_rule(keep, names)
     scorers = _scorers(names)
     src = DatasetSource(ds, image_column, key_column)
-    rows, kept = _scored_rows(src, ds, scorers, test)
-    if not rows:
+    table, kept = _score_table(src, ds, scorers, test)
+    if not table.num_rows:
         raise DiversegError("the dataset has no rows: nothing to publish")
     work = DatasetDir(out).work_dir(name)
-    _write_scores(work / "scores", src, scorers, rows)
+    _write_scores(work / "scores", src, scorers, table)
     select(work / "scores", work / "selection", estimate=True, **rules)  # as diverseg select applies them
     if test is not None:
         _narrow(work / "selection", kept, rule)
