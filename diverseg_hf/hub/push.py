@@ -1,4 +1,4 @@
-"""The only module that talks to the Hugging Face Hub: push a dataset folder, idempotently and resumably.
+"""The only module that writes to the Hugging Face Hub: push a dataset folder, idempotently and resumably.
 
 ``push_folder`` creates the dataset repo if missing and uploads the folder so that the repo never advertises
 rows it does not serve (see :mod:`diverseg_hf.hub.plan`): new files that the card now on the Hub cannot
