@@ -8,12 +8,26 @@ Example:
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from .errors import DiversegError, ImageError, MissingExtraError
 from .quality.basis import load_basis
 from .quality.blockiness import BlockinessResult, blockiness, blockiness_batch, iter_blockiness, score_image
 from .quality.calibrate import calibrate
 from .quality.estimate import QualityEstimate, estimate_quality
 from .version import __version__
+
+#: Public names loaded on first use (they import datasets, huggingface_hub and the publish phase).
+_LAZY = {"publish_dataset": "diverseg_hf.publish.from_dataset", "push": "diverseg_hf.hub.push",
+         "select_published": "diverseg_hf.publish.rethreshold"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BlockinessResult",
@@ -28,5 +42,8 @@ __all__ = [
     "estimate_quality",
     "iter_blockiness",
     "load_basis",
+    "publish_dataset",
+    "push",
     "score_image",
+    "select_published",
 ]

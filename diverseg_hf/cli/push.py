@@ -1,17 +1,14 @@
 """``diverseg push``: upload a dataset folder to a Hub dataset repo (idempotent, resumable, all-or-nothing for
-readers, the card rendered for the repo id)."""
+readers, the card rendered for the repo id, gated where a config's licence asks); the work is
+:func:`diverseg_hf.hub.push.push`'s, this module only parses."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-from pathlib import Path
 
-from ..cards.render import render_card
 from ..errors import ParameterError
-from ..hub.push import MAX_FILES_PER_COMMIT, PushResult, check_repo_id, push_folder
-from ..storage import DatasetDir
+from ..hub.push import MAX_FILES_PER_COMMIT, PushResult, check_repo_id, push
 
 EPILOG = """examples:
   diverseg push diverseg/ my-org/diverseg --private --gated manual
@@ -35,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gated", choices=["auto", "manual"],
                         help="gate access to the repo: users must accept its terms, approved automatically (auto) "
                              "or by you (manual). Gating is a property of the whole repo, not of a config: "
-                             "every config in it is gated; put configs under other terms in another repo")
+                             "every config in it is gated; put configs under other terms in another repo. A folder "
+                             "with a config under ImageNet terms (I, IP) gates a repo not gated yet (auto)")
     parser.add_argument("--prune", action="store_true",
                         help="delete files on the Hub branch that the folder does not have (.gitattributes kept; "
                              "shards a config of the card reads are always replaced, never left beside new ones)")
@@ -54,17 +52,9 @@ def add_push_to_hub_options(parser: argparse.ArgumentParser) -> None:
 
 
 def push_to_hub_from_args(args: argparse.Namespace, folder: str) -> None:
-    """Push ``folder`` when ``--push-to-hub`` was given; a gated config gates the repo (automatic approval)."""
+    """Push ``folder`` when ``--push-to-hub`` was given, as ``diverseg push --prune`` does."""
     if args.push_to_hub:
-        report(push_with_card(folder, args.push_to_hub, private=args.private, prune=True,
-                              gated="auto" if DatasetDir(folder).any_gated() else None))
-
-
-def push_with_card(folder: str, repo_id: str, **options) -> PushResult:
-    """:func:`~diverseg_hf.hub.push.push_folder` with the card rendered for the repo id the push resolves (a bare
-    ``REPO_ID`` becomes the token owner's ``owner/REPO_ID``, and the card's snippets name that)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        return push_folder(folder, repo_id, card=lambda repo: card_for_repo(folder, repo, tmp), **options)
+        report(push(folder, args.push_to_hub, private=args.private, prune=True))
 
 
 def repo_id_arg(value: str) -> str:
@@ -75,13 +65,6 @@ def repo_id_arg(value: str) -> str:
         raise argparse.ArgumentTypeError(f"REPO_ID {err.problem}") from None
 
 
-def card_for_repo(folder: str, repo_id: str, into: str) -> Path | None:
-    """The card of ``folder`` rendered for the Hub repo ``repo_id`` into the folder ``into`` (the local card is
-    left as it is); None for a folder without published configs (its README.md is uploaded as it is)."""
-    configs = DatasetDir(folder).configs()
-    return render_card(into, configs, repo=repo_id) if configs else None
-
-
 def report(result: PushResult) -> None:
     print(f"push: {len(result.uploaded)} files uploaded in {len(result.commits)} commits, "
           f"{len(result.skipped)} already on the Hub, {len(result.deleted)} deleted "
@@ -89,7 +72,6 @@ def report(result: PushResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report(push_with_card(args.folder, args.repo_id, private=args.private, revision=args.revision,
-                          message=args.message, gated=args.gated, max_files_per_commit=args.max_files_per_commit,
-                          prune=args.prune))
+    report(push(args.folder, args.repo_id, private=args.private, revision=args.revision, message=args.message,
+                gated=args.gated, max_files_per_commit=args.max_files_per_commit, prune=args.prune))
     return 0

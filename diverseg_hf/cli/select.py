@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from ..errors import DiversegError
+from ..publish.rethreshold import select_published
 from ..select import select
 from .options import add_select_options, select_kwargs
 
 EPILOG = """examples:
   diverseg select scores/ --out sel/ --max-blockiness 10
   diverseg select scores/ --out sel/ --theta-masks 100 --min-quality 0.9
-  diverseg select scores/ --out sel/ --keep 0.2 --by sam_masks   # theta chosen to keep 20%"""
+  diverseg select scores/ --out sel/ --keep 0.2 --by sam_masks   # theta chosen to keep 20%
+  diverseg select mysubset/ --config mine --out sel/ --max-blockiness 5   # re-threshold a published subset
+  diverseg select me/mysubset --config mine --out sel/ --max-blockiness 20 # (a Hub repo), then diverseg publish"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "select", help="choose images from a score table (no image I/O)",
         description="Phase 2: apply blockiness, theta, retention and quality rules to a score table.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scores", metavar="SCORES_DIR", help="score table folder from diverseg score")
+    parser.add_argument("scores", metavar="SCORES_DIR",
+                        help="score table folder from diverseg score; with --config, a published dataset "
+                             "(dataset folder or Hub repo id) whose `scores` config is read (no GPU)")
+    parser.add_argument("--config", metavar="NAME",
+                        help="the published config to re-threshold: a stricter rule publishes from its own "
+                             "images, a looser one from the source it was made from")
+    parser.add_argument("--revision", metavar="REV", help="Hub revision of the published dataset")
     parser.add_argument("--out", required=True, metavar="SELECTION", help="selection folder")
     add_select_options(parser)
     parser.set_defaults(func=run)
@@ -39,7 +50,13 @@ def quality_line(quality: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = select(args.scores, args.out, **select_kwargs(args))
+    if args.config:
+        result = select_published(args.scores, args.out, config=args.config, revision=args.revision,
+                                  **select_kwargs(args))
+    elif not (Path(args.scores) / "scores.json").exists() and (Path(args.scores) / "README.md").exists():
+        raise DiversegError(f"{args.scores} is a published dataset, not a score table: pass --config NAME")
+    else:
+        result = select(args.scores, args.out, **select_kwargs(args))
     print(f"select: {result}; thetas {result.thetas}", file=sys.stderr)
     if result.quality:
         print(f"quality: {quality_line(result.quality)}", file=sys.stderr)

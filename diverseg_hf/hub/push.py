@@ -1,4 +1,4 @@
-"""The only module that talks to the Hugging Face Hub: push a dataset folder, idempotently and resumably.
+"""The only module that writes to the Hugging Face Hub: push a dataset folder, idempotently and resumably.
 
 ``push_folder`` creates the dataset repo if missing and uploads the folder so that the repo never advertises
 rows it does not serve (see :mod:`diverseg_hf.hub.plan`): new files that the card now on the Hub cannot
@@ -17,12 +17,16 @@ token owner's (as the Hub does when creating it). Gating (``gated``) is a settin
 one config. The progress bar counts files (uploaded and already on the Hub) and honours
 ``HF_HUB_DISABLE_PROGRESS_BARS``.
 
+:func:`push` is the public push (Python, ``diverseg push`` and every ``--push-to-hub``): ``push_folder`` with the
+card rendered for the repo id and the gating the folder's licences ask for (a config under ImageNet terms, I or
+IP, gates a repo that is not gated yet, approval automatic; a repo already gated keeps its setting).
+
 The endpoint, token and transfer backend are huggingface_hub's own: ``HF_ENDPOINT``, ``HF_TOKEN`` or the login
 cache (``hf auth login``), and xet when ``hf_xet`` is installed.
 
 Example:
-    >>> from diverseg_hf.hub.push import push_folder
-    >>> result = push_folder("diverseg", "my-org/diverseg", private=True)  # doctest: +SKIP
+    >>> from diverseg_hf.hub.push import push
+    >>> result = push("diverseg", "my-org/diverseg", private=True)  # doctest: +SKIP
     >>> result.commits, len(result.uploaded), len(result.skipped)  # doctest: +SKIP
     (['3f2c…', '9ab1…'], 14, 0)
 """
@@ -44,7 +48,9 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, Revi
 from huggingface_hub.utils import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from ..cards.render import render_card
 from ..errors import DiversegError, redact, redacted_logging
+from ..storage import DatasetDir
 from .plan import (
     CARD,
     LocalFile,
@@ -86,6 +92,39 @@ class PushResult:
     deleted: list[str] = field(default_factory=list)
 
 
+def push(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    message: str | None = None,
+    token: str | None = None,
+    gated: Literal["auto", "manual"] | None = None,
+    prune: bool = False,
+    max_files_per_commit: int = MAX_FILES_PER_COMMIT,
+    endpoint: str | None = None,
+) -> PushResult:
+    """Push the dataset folder ``folder`` to the Hub dataset repo ``repo_id`` as ``diverseg push`` does.
+
+    The card uploaded is rendered for the repo id the push resolves (a bare ``REPO_ID`` is the token owner's;
+    the local card is left as it is). A folder with a config whose licence asks for gating (ImageNet terms:
+    I, IP) is never made public and ungated: without ``gated`` a repo not gated yet is gated ``"auto"`` (one
+    warning line); ``gated="manual"`` gates it for approval by hand. The other arguments are
+    :func:`push_folder`'s.
+
+    Example:
+        >>> push("diverseg", "my-org/diverseg", gated="manual").repo_id  # doctest: +SKIP
+        'my-org/diverseg'
+    """
+    configs = DatasetDir(folder).configs()
+    with tempfile.TemporaryDirectory() as tmp:
+        return push_folder(folder, repo_id, private=private, revision=revision, message=message, token=token,
+                           gated=gated, max_files_per_commit=max_files_per_commit, prune=prune, endpoint=endpoint,
+                           card=lambda repo: render_card(tmp, configs, repo=repo) if configs else None,
+                           needs_gating=[c["name"] for c in configs if c.get("gated")])
+
+
 def push_folder(
     folder: str | os.PathLike,
     repo_id: str,
@@ -99,6 +138,7 @@ def push_folder(
     prune: bool = False,
     endpoint: str | None = None,
     card: Callable[[str], str | os.PathLike | None] | None = None,
+    needs_gating: list[str] | None = None,
 ) -> PushResult:
     """Upload a dataset folder to the Hub dataset repo ``repo_id``; see the module docstring.
 
@@ -107,7 +147,8 @@ def push_folder(
     reads that the folder no longer has (re-sharded configs leave no stale shards behind); ``prune`` also
     deletes every other file of the branch the folder does not have (``.gitattributes`` kept). ``card``,
     called with the repo id, returns the path of a card to upload instead of the folder's ``README.md``
-    (None: the folder's). ``endpoint`` defaults to ``HF_ENDPOINT``.
+    (None: the folder's). ``needs_gating`` names configs whose terms require gating: without ``gated``, a repo
+    that is not gated yet is then gated "auto". ``endpoint`` defaults to ``HF_ENDPOINT``.
 
     Example:
         >>> push_folder("diverseg", "my-org/diverseg", gated="manual").uploaded[-1]  # doctest: +SKIP
@@ -128,8 +169,7 @@ def push_folder(
         with redacted_logging("huggingface_hub"), one_line_retries(), logging_redirect_tqdm():
             result.repo_id = repo_id = _retry(lambda: _qualified(api, repo_id))
             _retry(lambda: _ensure_repo(api, repo_id, private))
-            if gated:
-                _retry(lambda: api.update_repo_settings(repo_id, repo_type="dataset", gated=gated))
+            _retry(lambda: _gate(api, repo_id, gated, needs_gating or []))
             files = _with_card(files, card(repo_id) if card else None)
             batches, stale, result.skipped = _retry(lambda: _plan(api, result, files, prune, max_files_per_commit,
                                                                   max_bytes_per_commit))
@@ -156,6 +196,16 @@ def _failure(err: Exception, api: HfApi, repo_id: str, branch: str) -> str | Non
     if isinstance(err, _transport_errors()):
         return f"cannot reach the Hub at {api.endpoint}: {type(err).__name__}"
     return None
+
+
+def _gate(api: HfApi, repo_id: str, gated: str | None, needs_gating: list[str]) -> None:
+    """Gate the repo as asked; when configs ``needs_gating`` require it, gate "auto" a repo not gated yet."""
+    if not gated and needs_gating and not api.repo_info(repo_id, repo_type="dataset").gated:
+        logger.warning("configs %s are under terms that require gated access: gating datasets/%s (approval "
+                       "automatic; --gated manual to approve requests by hand)", ", ".join(needs_gating), repo_id)
+        gated = "auto"
+    if gated:
+        api.update_repo_settings(repo_id, repo_type="dataset", gated=gated)
 
 
 def _pushable_files(folder: str | os.PathLike) -> list[LocalFile]:

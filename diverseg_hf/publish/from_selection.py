@@ -39,6 +39,8 @@ from ..cards.entries import config_entry, config_figures, published_features
 from ..cards.render import license_for, render_card
 from ..errors import DiversegError, ParameterError, check_at_least
 from ..files import check_output_dir
+from ..hub.published import KIND as PUBLISHED
+from ..hub.published import open_published
 from ..sources import Source, Unit, reopen_source
 from ..storage import DatasetDir, ParquetShardWriter, ScoreTable, load_selection
 from ..storage.dataset_dir import REGISTRY
@@ -153,6 +155,8 @@ def _selection_source(source: str | Source | None, info: dict[str, Any]) -> Sour
     """The source to copy bytes from: ``source``, or the one the selection recorded."""
     if isinstance(source, Source):
         return source
+    if not source and info["source"].get("kind") == PUBLISHED:  # a re-threshold of a published config
+        return open_published(info["source"])
     try:
         # a given source replaces the recorded path; its recorded options (split, columns) still apply
         return reopen_source({**info["source"], "spec": str(source)} if source else info["source"])
