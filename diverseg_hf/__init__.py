@@ -19,8 +19,8 @@ from .quality.estimate import QualityEstimate, estimate_quality
 from .version import __version__
 
 #: Public names loaded on first use (they import datasets, huggingface_hub and the publish phase).
-_LAZY = {"publish_dataset": "diverseg_hf.publish.from_dataset", "push": "diverseg_hf.hub.push",
-         "select_published": "diverseg_hf.publish.rethreshold"}
+_LAZY = {"publish_dataset": "diverseg_hf.from_dataset", "push": "diverseg_hf.hub.push",
+         "select_published": "diverseg_hf.rethreshold"}
 
 
 def __getattr__(name: str) -> Any:

@@ -17,7 +17,7 @@ from pipeline_helpers import good_images
 
 from diverseg_hf.curate import curate
 from diverseg_hf.errors import DiversegError
-from diverseg_hf.publish.from_dataset import publish_dataset
+from diverseg_hf.from_dataset import publish_dataset
 from diverseg_hf.score import score
 from diverseg_hf.storage import DatasetDir, ScoreTable
 
@@ -144,4 +144,4 @@ def test_public_names() -> None:
 
     assert diverseg_hf.publish_dataset is publish_dataset and diverseg_hf.push is push
     assert {"publish_dataset", "push", "select_published"} <= set(diverseg_hf.__all__)
-    assert diverseg_hf.select_published.__module__ == "diverseg_hf.publish.rethreshold"
+    assert diverseg_hf.select_published.__module__ == "diverseg_hf.rethreshold"

@@ -19,7 +19,7 @@ from pipeline_helpers import good_images, write_files
 from diverseg_hf.cli import main
 from diverseg_hf.hub.push import push
 from diverseg_hf.publish.from_selection import publish
-from diverseg_hf.publish.rethreshold import select_published
+from diverseg_hf.rethreshold import select_published
 from diverseg_hf.score import score
 from diverseg_hf.select import select
 from diverseg_hf.storage import DatasetDir, ScoreTable, load_selection

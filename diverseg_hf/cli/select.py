@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DiversegError
-from ..publish.rethreshold import select_published
+from ..rethreshold import select_published
 from ..select import select
 from .options import add_select_options, select_kwargs
 

@@ -35,17 +35,17 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import DiversegError, ParameterError
-from ..hub.push import push
-from ..keys import KeyCounter, path_key
-from ..scoring import get_scorer_class, scorer_names
-from ..scoring.run import prepare_records
-from ..select import select
-from ..sources import Record, Source, Unit
-from ..sources.base import KEY_COLUMN_NAMES, cell_record
-from ..storage import DatasetDir, ScoreTable, load_selection, table_schema, write_selection
-from ..version import __version__
-from .from_selection import PublishResult, check_publish_arguments, publish
+from .errors import DiversegError, ParameterError
+from .hub.push import push
+from .keys import KeyCounter, path_key
+from .publish.from_selection import PublishResult, check_publish_arguments, publish
+from .scoring import get_scorer_class, scorer_names
+from .scoring.run import prepare_records
+from .select import select
+from .sources import Record, Source, Unit
+from .sources.base import KEY_COLUMN_NAMES, cell_record
+from .storage import DatasetDir, ScoreTable, load_selection, table_schema, write_selection
+from .version import __version__
 
 #: Rows read from the dataset at a time.
 BATCH_ROWS = 256

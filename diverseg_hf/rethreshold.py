@@ -28,10 +28,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..hub.published import PublishedDataset
-from ..scoring import get_scorer_class, scorer_names
-from ..select import SelectionResult, select
-from ..storage import ScoreTable, load_selection, write_selection
+from .hub.published import PublishedDataset
+from .scoring import get_scorer_class, scorer_names
+from .select import SelectionResult, select
+from .storage import ScoreTable, load_selection, write_selection
 
 logger = logging.getLogger(__name__)
 
