@@ -233,7 +233,7 @@ class SRPairs(torch.utils.data.IterableDataset):
         cls, path: str | os.PathLike, config: str, format: str = "parquet", split: str = "train", **kwargs: Any
     ) -> SRPairs:
         """Pairs from a published folder: ``data/<config>/<split>-*.parquet`` or ``wds/<config>/<split>-*.tar``,
-        or (``format="basicsr"``) the HR originals of a ``diverseg export`` folder (with ``lr_from="image"``
+        or (``format="basicsr"``) the ``HR/`` images of a ``diverseg export`` folder (with ``lr_from="image"``
         the pairs are exactly the exported ones: the same LR, cut at the patch).
 
         Example:
