@@ -234,6 +234,7 @@ def test_deterministic_across_workers(published, exported, tmp_path):
     assert tree(tmp_path / "w2") == tree(out)
 
 
+@pytest.mark.slow
 def test_resume_after_kill(tmp_path):
     records = [(f"k{i:02d}", encode(textured(96, 100, seed=i)), "png") for i in range(14)]
     root = write_published_folder(tmp_path / "pub", records, shards=2)
@@ -296,6 +297,7 @@ def test_srpairs_on_the_export_read_the_exported_pairs(published, exported):
         SRPairs.from_folder(out, "P", format="basicsr")
 
 
+@pytest.mark.slow
 def test_export_from_a_hub_dataset_id(hub, published, exported, tmp_path):
     """A Hub id downloads only data/<config>/*.parquet, then exports exactly as from the folder."""
     root, _ = published

@@ -58,14 +58,26 @@ def _records() -> list[tuple[str, bytes, str]]:
 
 
 @pytest.fixture(scope="module")
-def export(tmp_path_factory):
-    pytest.importorskip("lmdb")
-    root = write_published_folder(tmp_path_factory.mktemp("pub"), _records(), shards=2)
-    out = tmp_path_factory.mktemp("export")
-    report = export_basicsr(root, "I", out / "sub", SCALES, subimages=(24, 12), lmdb=True)
+def published(tmp_path_factory):
+    return write_published_folder(tmp_path_factory.mktemp("pub"), _records(), shards=2)
+
+
+@pytest.fixture(scope="module")
+def export(published, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "sub"
+    report = export_basicsr(published, "I", out, SCALES, subimages=(24, 12))
     assert report.images == 6 and not report.skipped
-    export_basicsr(root, "I", out / "whole", SCALES, lmdb=True)  # whole-image LMDBs (none with sub-images)
-    return out / "sub"
+    return out
+
+
+@pytest.fixture(scope="module")
+def lmdb_exports(published, tmp_path_factory):
+    """Two exports with LMDBs: whole images, and sub-images (an export writes one kind or the other)."""
+    pytest.importorskip("lmdb")
+    out = tmp_path_factory.mktemp("lmdb")
+    export_basicsr(published, "I", out / "whole", SCALES, lmdb=True)
+    export_basicsr(published, "I", out / "sub", SCALES, subimages=(24, 12), lmdb=True)
+    return out
 
 
 def imread(data: bytes) -> np.ndarray:
@@ -137,8 +149,8 @@ def test_sub_image_folders_pair(export, scale):
 
 @pytest.mark.parametrize("scale", SCALES)
 @pytest.mark.parametrize("sub", ["", "_sub"])
-def test_lmdbs_pair(export, scale, sub):
-    out = export if sub else export.parent / "whole"
+def test_lmdbs_pair(lmdb_exports, scale, sub):
+    out = lmdb_exports / ("sub" if sub else "whole")
     n = 0
     for key, gt_bytes, lq_bytes, gt_meta, lq_meta in lmdb_pairs(out / f"HR{sub}.lmdb",
                                                                 out / f"LR_bicubic_X{scale}{sub}.lmdb"):
