@@ -115,6 +115,7 @@ def check(results: list[dict], expected: dict, with_scores: bool) -> None:
     assert all(r.get("image", True) for r in results)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["parquet+webdataset", "webdataset"])
 def test_local_card_blocks_run_as_written(published, layout, tmp_path):
     root, expected = published
@@ -125,6 +126,7 @@ def test_local_card_blocks_run_as_written(published, layout, tmp_path):
     check(results, expected, with_scores=layout == "parquet+webdataset")
 
 
+@pytest.mark.slow
 def test_hub_card_blocks_run_as_written(published, hub_env, tmp_path):
     root, expected = published
     folder = tmp_path / "ds"

@@ -64,6 +64,7 @@ def test_empty_folder_is_misuse(tmp_path, capsys):
     assert "no image files" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_entry_point_runs(tmp_path):
     paths = write_zoo(tmp_path)
     result = subprocess.run(

@@ -211,6 +211,7 @@ score_with_ray(sys.argv[1], sys.argv[2], ["test_mean"], address=sys.argv[3], wor
 """
 
 
+@pytest.mark.slow
 def test_killed_driver_resumes_to_the_same_table(cluster, folder, tmp_path):
     out = tmp_path / "ray"
     units = out / UNITS_DIR
@@ -255,6 +256,7 @@ def test_missing_ray_names_the_extra(monkeypatch, folder):
         run_ray(open_source(str(folder)).units(), [("blockiness", {})], lambda uid, table: None, progress=False)
 
 
+@pytest.mark.slow
 def test_ray_is_imported_only_when_used():
     code = "import sys, diverseg_hf.score, diverseg_hf.engines.ray; print('ray' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""diverseg export --format basicsr: HR bytes, DIV2K-way LR, sub-images, meta_info, LMDB, resume, determinism.
+"""diverseg export --format basicsr: mod-cropped HR, DIV2K-way LR, originals, sub-images, meta_info, LMDB, resume.
 
 The BasicSR side is checked with a minimal paired reader written here (no basicsr import): it reads a
 GT ``meta_info`` file and the folders the way BasicSR's ``PairedImageDataset`` does (GT names from the
@@ -81,7 +81,7 @@ def test_report_and_skips(exported):
     assert json.loads((out / "export.json").read_text())["complete"] is True
 
 
-def test_hr_bytes_are_the_originals_with_safe_unique_names(published, exported):
+def test_originals_kept_with_safe_unique_names(published, exported):
     _, raw = published
     out, _ = exported
     rows = key_map(out)
@@ -91,22 +91,26 @@ def test_hr_bytes_are_the_originals_with_safe_unique_names(published, exported):
     assert len({n.lower() for n in names}) == len(names)
     for key, row in rows.items():
         assert all(c.isalnum() or c in "_-" for c in row["name"]), row
-        path = out / row["file"]
-        assert path.read_bytes() == raw[key]
+        path = out / row["original"]
+        assert path.read_bytes() == raw[key] and path.parent.name == "original"
         assert path.suffix == (".jpg" if raw[key][:2] == b"\xff\xd8" else ".png")
-    assert sorted(p.name for p in (out / "HR").iterdir()) == sorted(Path(r["file"]).name for r in rows.values())
+        assert row["file"] == f"HR/{row['name']}.png"
+    for folder, field in [("original", "original"), ("HR", "file")]:
+        assert sorted(p.name for p in (out / folder).iterdir()) == sorted(Path(r[field]).name for r in rows.values())
 
 
-def test_lr_is_imresize_of_the_modcropped_hr(published, exported):
+def test_hr_is_modcropped_and_lr_its_imresize(published, exported):
     _, raw = published
     out, _ = exported
+    L = math.lcm(*SCALES)
     for key, row in key_map(out).items():
-        hr = decode_rgb(raw[key])
+        rgb = decode_rgb(raw[key])
+        hr = decode_rgb(out / row["file"])
+        np.testing.assert_array_equal(hr, rgb[: rgb.shape[0] // L * L, : rgb.shape[1] // L * L])
         for s in SCALES:
             lr = np.asarray(Image.open(out / "LR_bicubic" / f"X{s}" / f"{row['name']}x{s}.png"))
-            h, w = hr.shape[0] // s * s, hr.shape[1] // s * s
-            np.testing.assert_array_equal(lr, imresize(hr[:h, :w], 1 / s))
-            assert lr.shape == (h // s, w // s, 3)
+            np.testing.assert_array_equal(lr, imresize(hr, 1 / s))
+            assert lr.shape == (hr.shape[0] // s, hr.shape[1] // s, 3)
 
 
 def paired_reader(meta_info: Path, gt_folder: Path, lq_folder: Path, filename_tmpl: str):
@@ -131,28 +135,26 @@ def test_paired_reader_on_sub_images(published, exported):
                                                     out / "LR_bicubic" / f"X{s}_sub", "{}"):
             assert shape == (CROP, CROP, 3) and gt.shape == shape and lq.shape == (CROP // s, CROP // s, 3)
             name, index = gt_name[: -len(".png")].rsplit("_s", 1)
-            hr = decode_rgb(raw[by_name[name]])
             L = math.lcm(*SCALES)
-            top, left = _boxes(hr.shape[0] // L * L, hr.shape[1] // L * L)[int(index) - 1]
+            rgb = decode_rgb(raw[by_name[name]])
+            hr = rgb[: rgb.shape[0] // L * L, : rgb.shape[1] // L * L]
+            top, left = _boxes(*hr.shape[:2])[int(index) - 1]
             np.testing.assert_array_equal(gt, hr[top : top + CROP, left : left + CROP])
-            full_lr = imresize(hr[: hr.shape[0] // s * s, : hr.shape[1] // s * s], 1 / s)
+            full_lr = imresize(hr, 1 / s)
             np.testing.assert_array_equal(lq, full_lr[top // s : (top + CROP) // s, left // s : (left + CROP) // s])
             seen += 1
         assert seen == len((out / "meta_info_HR_sub.txt").read_text().splitlines())
 
 
-def test_paired_reader_on_whole_png_images(exported):
+def test_paired_reader_on_whole_images(exported):
     out, _ = exported
-    png_only = out / "meta_png.txt"
-    png_only.write_text("".join(line + "\n" for line in (out / "meta_info_HR.txt").read_text().splitlines()
-                                if ".png " in line))
-    n = 0
-    for gt_name, shape, gt, lq in paired_reader(png_only, out / "HR", out / "LR_bicubic" / "X4", "{}x4"):
-        assert gt.shape[:2] == shape[:2] and lq.shape == (shape[0] // 4, shape[1] // 4, 3)
-        assert shape[2] == (1 if Image.open(out / "HR" / gt_name).mode == "L" else 3)
-        n += 1
-    png_only.unlink()
-    assert n == 6  # 3 PNG + Cat + cat (gray) + plain_key
+    for s in SCALES:
+        n = 0
+        for _, shape, gt, lq in paired_reader(out / "meta_info_HR.txt", out / "HR", out / "LR_bicubic" / f"X{s}",
+                                              f"{{}}x{s}"):
+            assert gt.shape == shape and lq.shape == (shape[0] // s, shape[1] // s, 3)
+            n += 1
+        assert n == 9  # 3 PNG + 3 JPEG + Cat + cat (gray) + plain_key
 
 
 def _boxes(h, w):
@@ -187,7 +189,7 @@ def test_meta_info_lines(exported):
     for line in lines:
         name, shape = line.split(" ")
         im = Image.open(out / "HR" / name)
-        assert shape == f"({im.height},{im.width},{1 if im.mode == 'L' else 3})"
+        assert shape == f"({im.height},{im.width},3)" and im.mode == "RGB"
 
 
 def test_lmdb_layout(published, tmp_path):
@@ -232,6 +234,7 @@ def test_deterministic_across_workers(published, exported, tmp_path):
     assert tree(tmp_path / "w2") == tree(out)
 
 
+@pytest.mark.slow
 def test_resume_after_kill(tmp_path):
     records = [(f"k{i:02d}", encode(textured(96, 100, seed=i)), "png") for i in range(14)]
     root = write_published_folder(tmp_path / "pub", records, shards=2)
@@ -239,7 +242,7 @@ def test_resume_after_kill(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "diverseg_hf", "export", *args, "--out", str(tmp_path / "killed")]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    hr = tmp_path / "killed" / "HR"
+    hr = tmp_path / "killed" / "original"
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline and len(list(hr.glob("*.png"))) < 2:
         time.sleep(0.01)
@@ -281,18 +284,20 @@ def test_srpairs_on_the_export_read_the_exported_pairs(published, exported):
     n = 0
     for ex in pairs:
         lr = np.asarray(Image.open(out / "LR_bicubic" / "X4" / f"{names[ex['key']]}x4.png"))
-        hr = decode_rgb(out / "HR" / next(p.name for p in (out / "HR").glob(names[ex["key"]] + ".*")))
+        hr = decode_rgb(out / "HR" / f"{names[ex['key']]}.png")
         hr_patch = np.round(ex["hr"].numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
         lr_patch = np.round(ex["lr"].numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
         spots = [(t, x) for t in range(lr.shape[0] - 3) for x in range(lr.shape[1] - 3)
                  if (hr[4 * t : 4 * t + 16, 4 * x : 4 * x + 16] == hr_patch).all()]
         assert any((lr[t : t + 4, x : x + 4] == lr_patch).all() for t, x in spots), ex["key"]
         n += 1
-    assert n == len(names) and torch.is_tensor(ex["lr"])
+    big_enough = [min(Image.open(out / row["file"]).size) >= 16 for row in key_map(out).values()]
+    assert n == sum(big_enough) == len(names) - 1 and torch.is_tensor(ex["lr"])  # plain_key's HR is 12x24
     with pytest.raises(DiversegError, match="holds config 'I', not 'P'"):
         SRPairs.from_folder(out, "P", format="basicsr")
 
 
+@pytest.mark.slow
 def test_export_from_a_hub_dataset_id(hub, published, exported, tmp_path):
     """A Hub id downloads only data/<config>/*.parquet, then exports exactly as from the folder."""
     root, _ = published

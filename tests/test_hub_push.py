@@ -226,6 +226,7 @@ def test_cli_push_prints_summary(hub_env, folder, capsys) -> None:
     assert [c.title for c in hub_env.commits(REPO)][:2] == ["First cut (part 2/2)", "First cut (part 1/2)"]
 
 
+@pytest.mark.slow
 def test_killed_push_resumes_uploading_only_what_is_missing(hub, folder: Path, tmp_path: Path) -> None:
     held = hub.hold("POST", r"/commit/main$", skip=1)  # the second commit never lands
     env = client_env(hub.url, tmp_path / "hf_home", WRITE_TOKEN)

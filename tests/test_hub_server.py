@@ -101,6 +101,7 @@ def test_parent_commit_mismatch_is_refused(api: HfApi) -> None:
     assert err.value.response.status_code == 412
 
 
+@pytest.mark.slow
 def test_runs_as_a_subprocess(tmp_path: Path) -> None:
     server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("hub_server.py")), "--port", "0",
                                "--token", f"{WRITE_TOKEN}:write"], stdout=subprocess.PIPE, text=True)

@@ -119,6 +119,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scorer", ["sam", "detect"])
 def test_scorer_extras_missing_is_one_line_in_a_fresh_process(src, tmp_path, scorer):
     for command in (["score", src, "--out", tmp_path / "scores"],

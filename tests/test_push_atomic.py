@@ -111,6 +111,7 @@ def lfs_puts(hub) -> set[str]:
     return {r.path.rsplit("/", 1)[1] for r in hub.requests("PUT", "/lfs-upload/") if r.status == 200}
 
 
+@pytest.mark.slow
 def test_update_push_killed_anywhere_leaves_old_or_new_dataset(hub_env, versions, tmp_path: Path) -> None:
     v1, v2 = versions
     env = client_env(hub_env.url, tmp_path / "hf_home", WRITE_TOKEN)

@@ -88,6 +88,7 @@ def test_echoed_token_is_redacted_from_the_cli_error(echo_hub, folder, monkeypat
     assert not any(token.encode() in p.read_bytes() for p in folder.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 def test_library_error_and_logs_of_a_subprocess_carry_no_token(echo_hub, folder, tmp_path) -> None:
     env = client_env(echo_hub.url, tmp_path / "client_home", ENV_TOKEN)
     code = ("import diverseg_hf.hub.push as h; h.RETRY_FIRST_WAIT = 0.01\n"

@@ -120,6 +120,7 @@ def assert_old_or_new(views: dict[str, list[str]], keys: dict[str, list[str]], s
     return which
 
 
+@pytest.mark.slow
 def test_republish_killed_after_every_file_operation(case, tmp_path):
     root, keys = case
     score_rows = len(list((root / "src").rglob("*.*")))
@@ -145,6 +146,7 @@ def test_republish_killed_after_every_file_operation(case, tmp_path):
     assert n > 12 and seen[0] == "old" and seen[-1] == "new"  # the kills covered the whole publish
 
 
+@pytest.mark.slow
 def test_killed_publish_resumes_keeping_finished_shards(case, tmp_path):
     root, _ = case
     (tmp_path / "reference").mkdir()
@@ -190,6 +192,7 @@ def test_workers_read_each_unit_once_and_write_the_same_bytes(case, tmp_path):
     assert digest(tmp_path / "one" / "ds") == digest(tmp_path / "two" / "ds")
 
 
+@pytest.mark.slow
 def test_cli_killed_with_workers_is_old_or_new_and_resumes(case, tmp_path):
     root, keys = case
     folder = copy_folder(root / "base", tmp_path / "cli")

@@ -20,6 +20,7 @@ from diverseg_hf.scoring.amg_reference import (  # noqa: E402
     ReferenceMaskGenerator,
     image_points,
     masks_to_boxes,
+    passes,
     point_grid,
     resized_shape,
     stability_score,
@@ -123,7 +124,7 @@ def test_boxes_and_stability_against_loops():
     got = stability_score(logits, 0.0, 1.0)
     for lg, s in zip(logits.numpy(), got.tolist()):
         union = int((lg > -1.0).sum())
-        if union == 0:  # 0/0: NaN, which the ">=" filter drops, as segment-anything's
+        if union == 0:  # 0/0: NaN, which a ">= t" filter (t > 0) drops, as segment-anything's
             assert s != s
         else:
             assert s == pytest.approx(int((lg > 1.0).sum()) / union, rel=1e-6)
@@ -173,3 +174,22 @@ def test_out_of_memory_halves_counter_batches(tiny, monkeypatch):
     with pytest.raises(RuntimeError, match="out of memory"):  # all batches at 1: the engine halves the images
         scorer(images)
     assert scorer.counter.describe()["points_per_batch"] == 1 and scorer.counter.image_batch_size == 1
+
+
+def test_filter_rule_off_at_zero_and_below():
+    values = torch.tensor([-0.5, 0.0, 0.3, 0.88, float("nan")])
+    assert passes(values, 0.0).tolist() == [True] * 5  # segment-anything skips a filter whose threshold is 0
+    assert passes(values, -1.0, inclusive=True).tolist() == [True] * 5
+    assert passes(values, 0.3).tolist() == [False, False, False, True, False]
+    assert passes(values, 0.3, inclusive=True).tolist() == [False, False, True, True, False]
+
+
+def test_zero_stability_threshold_keeps_empty_masks(tiny):
+    # mask_threshold 1000: every mask is empty and its stability 0/0; with the filters off the generator
+    # keeps all 3 masks per point (empty boxes never overlap in the NMS)
+    images = shape_images(2, seed=3)
+    off = AmgSettings(4, 64, -1.0, 0.0, 1.0, 0.7, 1000.0)
+    assert reference_counts(tiny, images, off) == [48, 48]
+    counter = SamMaskCounter(tiny.model, points_per_side=4, pred_iou_thresh=-1.0, stability_score_thresh=0.0,
+                             mask_threshold=1000.0)
+    assert counter.count(images) == [48, 48]

@@ -22,6 +22,7 @@ from sam_helpers import TINY_SAM_DEFAULTS, decoder_flips, import_segment_anythin
 from diverseg_hf.decode.images import decode_rgb  # noqa: E402
 from diverseg_hf.scoring.amg_reference import AmgSettings, ReferenceMaskGenerator  # noqa: E402
 from diverseg_hf.scoring.sam import SamMaskCounter  # noqa: E402
+from diverseg_hf.scoring.sam_checkpoint import segment_anything_model  # noqa: E402
 
 # points_per_side, pred_iou, stability, offset, box_nms, mask_threshold, points_per_batch, image_batch, upscale
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -76,13 +77,17 @@ def test_fast_counter_equals_port(model, images, name):
 @pytest.mark.skipif(importlib.util.find_spec("segment_anything") is None, reason="segment_anything not installed")
 @pytest.mark.parametrize("name", SETTINGS)
 def test_segment_anything_equals_port_up_to_pixel_flips(model, images, name):
-    import_segment_anything()  # the backend below imports it; torchvision stand-in where absent
+    sa = import_segment_anything()  # torchvision stand-in where absent
     side, iou, stab, offset, nms, mask_t = SETTINGS[name][:6]
     ours = counter(model, SETTINGS[name])
     backend = SamMaskCounter(model, points_per_side=side, pred_iou_thresh=iou, stability_score_thresh=stab,
                              stability_score_offset=offset, box_nms_thresh=nms, mask_threshold=mask_t,
                              backend="segment-anything")
-    generator = backend._segment_anything_generator()
+    sam = segment_anything_model(model)  # the same weights in segment-anything's modules
+    sam.mask_threshold = mask_t
+    generator = sa.SamAutomaticMaskGenerator(sam, points_per_side=side, points_per_batch=64, pred_iou_thresh=iou,
+                                             stability_score_thresh=stab, stability_score_offset=offset,
+                                             box_nms_thresh=nms, crop_n_layers=0, min_mask_region_area=0)
     fast = ours.count(images)
     theirs = [len(generator.generate(im)) for im in images]
     assert backend.count(images[:2]) == theirs[:2]

@@ -24,6 +24,7 @@ def run_python(code: str, timeout: int = 900) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
+@pytest.mark.slow
 def test_modules_it_needs_import_without_the_absent_packages():
     proc = run_python("import diverseg_hf, diverseg_hf.scoring.sam, diverseg_hf.scoring.detect, "
                       "diverseg_hf.quality.blockiness_torch, diverseg_hf.scoring.nms, "
@@ -31,6 +32,7 @@ def test_modules_it_needs_import_without_the_absent_packages():
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_every_measurement(tmp_path):
     out = tmp_path / "bench.json"
     args = ["--smoke", "--device", "cpu", "--images", "1", "--budget", "600", "--out", str(out),

@@ -19,6 +19,7 @@ def run_python(code: str) -> str:
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
 
 
+@pytest.mark.slow
 def test_importing_the_package_stays_light():
     code = ("import sys, json, diverseg_hf, diverseg_hf.scoring\n"
             "from diverseg_hf.scoring import scorer_names, Scorer\n"
@@ -26,6 +27,7 @@ def test_importing_the_package_stays_light():
     assert json.loads(run_python(code)) == []
 
 
+@pytest.mark.slow
 def test_dir_lists_the_counters():
     import diverseg_hf.scoring as scoring
 

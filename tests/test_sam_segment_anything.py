@@ -18,6 +18,7 @@ if importlib.util.find_spec("segment_anything") is None:
 
 from sam_helpers import TINY_SAM, import_segment_anything, shape_images  # noqa: E402
 
+from diverseg_hf.scoring.amg_reference import AmgSettings, ReferenceMaskGenerator  # noqa: E402
 from diverseg_hf.scoring.sam import SamMaskCounter  # noqa: E402
 from diverseg_hf.scoring.sam_checkpoint import convert_official_state_dict, segment_anything_model  # noqa: E402
 
@@ -64,3 +65,32 @@ def test_counts_equal_segment_anything_generator(sam_pair, setting):
     assert backend.count(images[:2]) == want[:2]
     if iou <= 0.5:
         assert sum(want) > 0
+
+
+# A threshold of 0 (or below) turns segment-anything's filter off: (pred_iou, stability, mask_threshold).
+# (0, 0, 0): the tiny model predicts IoU <= 0 for most masks of some images, which "iou > 0" dropped;
+# (-1, 0, 1000): every mask is empty, so every stability score is 0/0 (NaN), which ">= 0" dropped.
+FILTERS_OFF = [(0.0, 0.0, 0.0), (-1.0, 0.0, 1000.0), (0.0, 0.95, 0.0)]
+
+
+@pytest.mark.parametrize("setting", FILTERS_OFF)
+def test_zero_thresholds_turn_filters_off_as_in_segment_anything(sam_pair, setting):
+    sa, counter, sa_model = sam_pair
+    iou, stab, mask_threshold = setting
+    sa_model.mask_threshold = mask_threshold
+    try:
+        generator = sa.SamAutomaticMaskGenerator(sa_model, points_per_side=6, points_per_batch=64,
+                                                 pred_iou_thresh=iou, stability_score_thresh=stab,
+                                                 crop_n_layers=0, min_mask_region_area=0)
+        images = shape_images(4, seed=1)
+        want = [len(generator.generate(im)) for im in images]
+    finally:
+        sa_model.mask_threshold = 0.0
+    ours = SamMaskCounter(counter.model, points_per_side=6, pred_iou_thresh=iou, stability_score_thresh=stab,
+                          mask_threshold=mask_threshold)
+    assert ours.count(images) == want
+    reference = ReferenceMaskGenerator(counter.model, AmgSettings(6, 64, iou, stab, 1.0, 0.7, mask_threshold),
+                                       counter.pixel_mean, counter.pixel_std)
+    assert [reference.count(im) for im in images] == want
+    if stab == 0.0:
+        assert sum(want) > 4  # the filters that are off must have had masks to drop

@@ -199,6 +199,7 @@ KILL_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_kill_at_random_moments_then_resume_equals_uninterrupted(tmp_path):
     mixed_folder(tmp_path / "src", n_good=20)
     n_units = len(open_source(str(tmp_path / "src"), unit_size=3).units())

@@ -11,9 +11,10 @@ from ..sr.export import export_basicsr
 EPILOG = """example:
   diverseg export ./DiverSeg --config I --format basicsr --out ./DiverSeg_I_basicsr \\
       --scales 2,3,4 --subimages 480,240 --workers 2 [--lmdb]
-  # HR/<name>.<ext> (original bytes), LR_bicubic/X4/<name>x4.png (MATLAB bicubic of the HR cropped
-  # to a multiple of 4), HR_sub/ and LR_bicubic/X4_sub/ (<name>_s001.png ...), meta_info_HR[_sub].txt,
-  # key_map.jsonl (file names -> keys). Re-run the same command to finish a killed export.
+  # HR/<name>.png (cropped to a multiple of every scale), LR_bicubic/X4/<name>x4.png (MATLAB bicubic
+  # of that HR: exactly 4x smaller), original/<name>.<ext> (the original bytes), HR_sub/ and
+  # LR_bicubic/X4_sub/ (<name>_s001.png ...), meta_info_HR[_sub].txt, key_map.jsonl (file names -> keys).
+  # Re-run the same command to finish a killed export.
   # DATASET_DIR may be a Hub dataset id (user/name): only data/<config>/*.parquet is downloaded."""
 
 

@@ -11,7 +11,9 @@ crop-edge filter and the cross-crop NMS are no-ops. Steps, one image at a time, 
    ``align_corners=False``) to the padded input size, cropped to the resized image, upscaled to the
    original size;
 4. keep ``iou_pred > pred_iou_thresh``; stability score = |logits > t + o| / |logits > t - o| at the
-   original resolution, keep ``>= stability_score_thresh``; boxes of ``logits > t``;
+   original resolution, keep ``>= stability_score_thresh``; boxes of ``logits > t``. As in the
+   generator, a threshold ``<= 0`` turns its filter off (:func:`passes`): every mask is kept, also
+   those with a negative predicted IoU or an undefined (0/0) stability score;
 5. greedy box NMS (:mod:`.nms`) over all batches by predicted IoU; the survivors are the masks.
 
 This module is the reference the fast counter (:mod:`.sam`) is tested against: keep it simple.
@@ -97,6 +99,21 @@ def stability_score(logits: torch.Tensor, mask_threshold: float, offset: float) 
     return inter / union
 
 
+def passes(values: torch.Tensor, threshold: float, inclusive: bool = False) -> torch.Tensor:
+    """segment-anything's filter rule: ``values > threshold`` (``>=`` when ``inclusive``), and all True
+    when ``threshold <= 0`` (the generator then skips the filter, NaN and negative values included).
+
+    Example:
+        >>> passes(torch.tensor([-0.5, 0.3, float("nan")]), 0.0).tolist()
+        [True, True, True]
+        >>> passes(torch.tensor([-0.5, 0.3, float("nan")]), 0.3, inclusive=True).tolist()
+        [False, True, False]
+    """
+    if threshold <= 0:
+        return torch.ones(values.shape, dtype=torch.bool, device=values.device)
+    return values >= threshold if inclusive else values > threshold
+
+
 def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
     """``(n, H, W)`` bool masks -> ``(n, 4)`` int64 boxes ``x0, y0, x1, y1`` (inclusive; empty -> zeros)."""
     if masks.shape[0] == 0:
@@ -148,10 +165,10 @@ class ReferenceMaskGenerator:
             logits = upscale_logits(low_res.flatten(0, 1), self.long_side, resized, (height, width))
             iou_preds = out.iou_scores[0].float().flatten()
             points = torch.as_tensor(grid[start : start + s.points_per_batch]).repeat_interleave(low_res.shape[1], 0)
-            keep = iou_preds > s.pred_iou_thresh
+            keep = passes(iou_preds, s.pred_iou_thresh)
             logits, iou_preds, points = logits[keep], iou_preds[keep], points[keep]
             stability = stability_score(logits, s.mask_threshold, s.stability_score_offset)
-            keep = stability >= s.stability_score_thresh
+            keep = passes(stability, s.stability_score_thresh, inclusive=True)
             logits, iou_preds, points, stability = logits[keep], iou_preds[keep], points[keep], stability[keep]
             kept["boxes"].append(masks_to_boxes(logits > s.mask_threshold))
             kept["iou_preds"].append(iou_preds)

@@ -157,7 +157,7 @@ class SamMaskCounter:
     def _count_one(self, embedding: Any, size: tuple[int, int]) -> int:
         import torch
 
-        from .amg_reference import image_points, masks_to_boxes, resized_shape, stability_score, upscale_logits
+        from .amg_reference import image_points, masks_to_boxes, passes, resized_shape, stability_score, upscale_logits
         from .nms import nms_count
 
         s, model, device = self.settings, self.model, self.model.device
@@ -174,11 +174,12 @@ class SamMaskCounter:
                 image_embeddings=embedding, image_positional_embeddings=positional, sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense, multimask_output=True)
             iou = iou[0].flatten().float()
-            keep = iou > s.pred_iou_thresh
+            keep = passes(iou, s.pred_iou_thresh)
             survivors, iou = low_res[0].flatten(0, 1)[keep].float(), iou[keep]
             for part in range(0, len(survivors), self.upscale_batch):
                 logits = upscale_logits(survivors[part : part + self.upscale_batch], self.long_side, resized, size)
-                stable = stability_score(logits, s.mask_threshold, s.stability_score_offset) >= s.stability_score_thresh
+                stability = stability_score(logits, s.mask_threshold, s.stability_score_offset)
+                stable = passes(stability, s.stability_score_thresh, inclusive=True)
                 boxes.append(masks_to_boxes(logits[stable] > s.mask_threshold))
                 scores.append(iou[part : part + self.upscale_batch][stable])
         if not boxes:

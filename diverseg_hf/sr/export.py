@@ -2,25 +2,27 @@
 
 ``export_basicsr(dataset, config, out)`` writes::
 
-    out/HR/<name>.<ext>                     the original bytes, untouched (a PNG stays PNG, a JPEG JPEG)
-    out/LR_bicubic/X<s>/<name>x<s>.png      MATLAB imresize(modcrop(HR, s), 1/s), uint8, lossless PNG
-    out/meta_info_HR.txt                    '<name>.<ext> (h,w,c)' per image, sorted by name
-    out/key_map.jsonl                       {"name", "key", "file"} per image: names back to keys
+    out/HR/<name>.png                       the decoded HR cropped at its bottom/right to a multiple of every
+                                            scale (*mod-crop* to their least common multiple), lossless PNG
+    out/LR_bicubic/X<s>/<name>x<s>.png      MATLAB imresize(HR, 1/s) of that HR: exactly HR/s pixels, uint8 PNG
+    out/original/<name>.<ext>               the original bytes, untouched (a PNG stays PNG, a JPEG JPEG)
+    out/meta_info_HR.txt                    '<name>.png (h,w,3)' per image, sorted by name
+    out/key_map.jsonl                       {"name", "key", "file", "original"} per image: names back to keys
     out/skipped.jsonl                       {"key", "reason"} per image that could not be exported
     out/export.json                         the settings, and "complete" once everything is written
     with subimages=(crop, step):
-    out/HR_sub/<name>_s001.png ...          extract_subimages' crops (PNG), and the matching LR crops in
+    out/HR_sub/<name>_s001.png ...          extract_subimages' crops (PNG) of HR/, and the matching LR crops in
     out/LR_bicubic/X<s>_sub/<name>_s001.png (same names: BasicSR pairs them with filename_tmpl '{}')
     out/meta_info_HR_sub.txt
     with lmdb=True (the [lmdb] extra): HR[_sub].lmdb and LR_bicubic_X<s>[_sub].lmdb, as create_lmdb does.
 
-*Mod-crop*: the HR is cropped at its bottom and right to a multiple of ``s`` before the LR is made,
-so the LR is exactly HR/s pixels. Sub-image positions are computed on the HR cropped to a multiple of
-every exported scale (their least common multiple; ``crop`` and ``step`` must be multiples of it), so
-one ``HR_sub`` serves every ``X<s>_sub``; for images whose sides are such multiples (DIV2K's are)
-this is exactly ``extract_subimages``' output. Names follow :func:`diverseg_hf.sr.basicsr.safe_names`.
-BasicSR's folder reader takes the LR's extension from the HR's: whole-image pairs work for PNG
-originals; ``subimages`` and ``lmdb`` work for every format.
+Every pair BasicSR reads is exact: ``HR/`` and ``LR_bicubic/X<s>/`` (by folder, ``meta_info`` or LMDB)
+have GT sides ``s`` times the LQ sides, for every format and size, because one HR, cropped to a
+multiple of every exported scale, serves every ``X<s>`` (DIV2K's HR sides are multiples of 12, so there
+the crop removes nothing); the HR is a PNG, so BasicSR's folder reader (which takes the LR's extension
+from the HR's) finds ``<name>x<s>.png``. ``original/`` is not paired with anything. Sub-images are crops
+of ``HR/`` and of the LR files at the same positions; for images whose sides are such multiples this is
+exactly ``extract_subimages``' output. Names follow :func:`diverseg_hf.sr.basicsr.safe_names`.
 
 Resumable: every file is written atomically and an image whose files all exist is not decoded again,
 so a killed export re-run finishes the rest; the output is the same bytes as an uninterrupted run's.
@@ -55,7 +57,7 @@ from . import basicsr
 from .evaluate import modcrop
 from .imresize import imresize
 
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 1: HR/ held the un-cropped originals (pairs broke on odd sizes)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ class Plan:
     def lcm(self) -> int:
         return math.lcm(*self.scales)
 
+    def hr_path(self, name: str) -> Path:
+        return self.out / "HR" / f"{name}.png"
+
     def lr_path(self, name: str, s: int) -> Path:
         return self.out / "LR_bicubic" / f"X{s}" / f"{name}x{s}.png"
 
@@ -81,11 +86,12 @@ class Plan:
 
 @dataclass
 class Done:
-    """One image's outcome: its HR file and shape, how many sub-images, or why it was skipped."""
+    """One image's outcome: its HR file and shape, its original, how many sub-images, or why it was skipped."""
 
     key: str
     name: str = ""
     file: str = ""
+    original: str = ""
     shape: tuple[int, int, int] = (0, 0, 0)
     subimages: int = 0
     error: str = ""
@@ -129,8 +135,8 @@ def resolve_dataset(dataset: str | os.PathLike, config: str) -> Path:
     return Path(local)
 
 
-def _shape_of(data: bytes) -> tuple[int, int, int]:
-    """(height, width, channels) of the image as decoded (EXIF orientation applied), from its header."""
+def _size_of(data: bytes) -> tuple[int, int]:
+    """(height, width) of the image as decoded (EXIF orientation applied), from its header."""
     probe(data)  # refuses unreadable headers and images over the pixel limit
     with Image.open(io.BytesIO(data)) as im:
         width, height = im.size
@@ -138,18 +144,14 @@ def _shape_of(data: bytes) -> tuple[int, int, int]:
             turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
         except Exception:  # a broken EXIF block is ignored, as the decoder does
             turned = False
-        gray = im.mode in ("L", "1")
-    return (width, height, 1 if gray else 3) if turned else (height, width, 1 if gray else 3)
+    return (width, height) if turned else (height, width)
 
 
-def _missing(plan: Plan, name: str, height: int, width: int) -> tuple[list[Path], list[list[Path]]]:
-    lr = [plan.lr_path(name, s) for s in plan.scales if not plan.lr_path(name, s).is_file()]
-    subs: list[list[Path]] = []
-    if plan.subimages:
-        L = plan.lcm
-        count = len(basicsr.subimage_boxes(height - height % L, width - width % L, *plan.subimages))
-        subs = plan.sub_paths(name, count)
-    return lr, subs
+def _outputs(plan: Plan, name: str, height: int, width: int) -> tuple[list[Path], list[list[Path]]]:
+    """The HR and LR files of an image of the mod-cropped size ``height`` x ``width``, and its sub-images'."""
+    files = [plan.hr_path(name)] + [plan.lr_path(name, s) for s in plan.scales]
+    subs = plan.sub_paths(name, len(basicsr.subimage_boxes(height, width, *plan.subimages))) if plan.subimages else []
+    return files, subs
 
 
 def export_one(plan: Plan, key: str, name: str, data: bytes | None, hint: str | None) -> Done:
@@ -157,38 +159,40 @@ def export_one(plan: Plan, key: str, name: str, data: bytes | None, hint: str | 
     try:
         if not data:
             raise ImageError("missing", "record has no image bytes")
-        height, width, channels = _shape_of(data)
-        if min(height, width) < max(plan.scales):
-            raise ImageError("too-small", f"{width}x{height} is smaller than scale {max(plan.scales)}")
-        suffix = basicsr.image_suffix(data, hint)
-        hr_file = plan.out / "HR" / f"{name}.{suffix}"
-        lr_missing, subs = _missing(plan, name, height, width)
-        todo = [p for paths in subs for p in paths if not p.is_file()]
-        if lr_missing or todo or not hr_file.is_file():
-            _write(plan, name, decode_rgb(data), hr_file, data, subs)
+        height, width = _size_of(data)
+        L = plan.lcm
+        if min(height, width) < L:
+            raise ImageError("too-small", f"{width}x{height} is smaller than {L}, the least common multiple of the "
+                             f"scales {list(plan.scales)}")
+        height, width = height - height % L, width - width % L
+        original = plan.out / "original" / f"{name}.{basicsr.image_suffix(data, hint)}"
+        files, subs = _outputs(plan, name, height, width)
+        if not all(p.is_file() for p in [*files, *(p for paths in subs for p in paths), original]):
+            _write(plan, name, decode_rgb(data), subs)
+            if not original.is_file():  # last: an original means its image was finished
+                write_bytes_atomic(original, data)
     except ImageError as exc:
         return Done(key, error=exc.reason)
     except Exception as exc:  # a decoder crash on one image must not end the export
         return Done(key, error=f"corrupt: {type(exc).__name__}: {exc}")
-    return Done(key, name, f"HR/{hr_file.name}", (height, width, channels), len(subs))
+    return Done(key, name, f"HR/{name}.png", f"original/{original.name}", (height, width, 3), len(subs))
 
 
-def _write(plan: Plan, name: str, rgb: Any, hr_file: Path, data: bytes, subs: list[list[Path]]) -> None:
-    lr = {s: imresize(modcrop(rgb, s), 1.0 / s) for s in plan.scales}
-    for s, image in lr.items():
-        if not plan.lr_path(name, s).is_file():
-            write_bytes_atomic(plan.lr_path(name, s), basicsr.encode_png(image))
+def _write(plan: Plan, name: str, rgb: Any, subs: list[list[Path]]) -> None:
+    """HR (``rgb`` mod-cropped to a multiple of every scale), its LRs and the sub-images, those not there yet."""
+    hr = modcrop(rgb, plan.lcm)
+    lr = {s: imresize(hr, 1.0 / s) for s in plan.scales}
+    for path, image in [(plan.hr_path(name), hr), *((plan.lr_path(name, s), lr[s]) for s in plan.scales)]:
+        if not path.is_file():
+            write_bytes_atomic(path, basicsr.encode_png(image))
     if subs:
-        L, (crop, step) = plan.lcm, plan.subimages
-        boxes = basicsr.subimage_boxes(rgb.shape[0] - rgb.shape[0] % L, rgb.shape[1] - rgb.shape[1] % L, crop, step)
-        for (top, left), paths in zip(boxes, subs):
-            crops = [rgb[top : top + crop, left : left + crop]]
+        crop, step = plan.subimages
+        for (top, left), paths in zip(basicsr.subimage_boxes(hr.shape[0], hr.shape[1], crop, step), subs):
+            crops = [hr[top : top + crop, left : left + crop]]
             crops += [lr[s][top // s : (top + crop) // s, left // s : (left + crop) // s] for s in plan.scales]
             for path, image in zip(paths, crops):
                 if not path.is_file():
                     write_bytes_atomic(path, basicsr.encode_png(image))
-    if not hr_file.is_file():  # last: an HR file means its image was finished or is being finished
-        write_bytes_atomic(hr_file, data)
 
 
 def _run_task(args: tuple) -> Done:
@@ -217,6 +221,9 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
         leftover.unlink()
     if record.is_file():
         before = json.loads(record.read_text())
+        if before.get("version") != EXPORT_VERSION:
+            raise DiversegError(f"{out} holds an export of format {before.get('version')} (before HR/ was cropped to "
+                                f"pair with the LR); export into a new folder")
         if before.get("settings") != settings:
             raise DiversegError(f"{out} holds an export with other settings: {before.get('settings')}")
     write_json_atomic(record, {"version": EXPORT_VERSION, "settings": settings, "complete": False})
@@ -239,7 +246,8 @@ def _finish(plan: Plan, done: list[Done], lmdb: bool) -> None:
     """meta_info files, the key map, the skipped list and the LMDBs, all sorted by name or key."""
     ok = sorted((d for d in done if not d.error), key=lambda d: d.file)  # sorted file names, as BasicSR lists
     _write_lines(plan.out / "meta_info_HR.txt", [basicsr.meta_line(d.file[3:], d.shape) for d in ok])
-    maps = [json.dumps({"name": d.name, "key": d.key, "file": d.file}, ensure_ascii=False) for d in ok]
+    maps = [json.dumps({"name": d.name, "key": d.key, "file": d.file, "original": d.original}, ensure_ascii=False)
+            for d in ok]
     _write_lines(plan.out / "key_map.jsonl", maps)
     errors = sorted((d.key, d.error) for d in done if d.error)
     _write_lines(plan.out / "skipped.jsonl", [json.dumps({"key": k, "reason": r}) for k, r in errors])

@@ -224,6 +224,7 @@ class SRPairs(torch.utils.data.IterableDataset):
         self.epoch = 0
         self._start: dict[int, dict[str, int]] = {}  # where each worker's stream begins (from a loaded state)
         self._seen: dict[int, dict[str, int]] = {}  # what the main process has consumed, per worker
+        self._ended: dict[int, dict[str, int]] = {}  # streams run to their end in this process (no workers)
         self._num_workers: int | None = None
         patches.warm_up()  # compiled here once, so that forked DataLoader workers inherit the kernels
         partial.warm_up()
@@ -233,7 +234,7 @@ class SRPairs(torch.utils.data.IterableDataset):
         cls, path: str | os.PathLike, config: str, format: str = "parquet", split: str = "train", **kwargs: Any
     ) -> SRPairs:
         """Pairs from a published folder: ``data/<config>/<split>-*.parquet`` or ``wds/<config>/<split>-*.tar``,
-        or (``format="basicsr"``) the HR originals of a ``diverseg export`` folder (with ``lr_from="image"``
+        or (``format="basicsr"``) the ``HR/`` images of a ``diverseg export`` folder (with ``lr_from="image"``
         the pairs are exactly the exported ones: the same LR, cut at the patch).
 
         Example:
@@ -258,7 +259,7 @@ class SRPairs(torch.utils.data.IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order to produce; a new epoch forgets the recorded progress."""
         if epoch != self.epoch:
-            self._start, self._seen, self._num_workers = {}, {}, None
+            self._start, self._seen, self._ended, self._num_workers = {}, {}, {}, None
         self.epoch = int(epoch)
 
     def consumed(self, batch: dict[str, Any]) -> None:
@@ -319,14 +320,21 @@ class SRPairs(torch.utils.data.IterableDataset):
         self._num_workers = state["num_workers"]
         self._start = {int(w): dict(v) for w, v in state["workers"].items()}
         self._seen = {w: dict(v) for w, v in self._start.items()}
+        self._ended = {}
 
     @property
     def skipped(self) -> dict[str, int]:
-        """Images skipped this epoch as recorded by :meth:`consumed`: ``{"too_small": n, "bad": n}``.
+        """Images skipped this epoch: ``{"too_small": n, "bad": n}``, as recorded by :meth:`consumed`, and
+        in full once an iteration without DataLoader workers has run to its end.
 
-        Skips after a worker's last consumed example are not yet visible (they are logged).
+        With workers, skips after a worker's last consumed example are not visible here (a worker whose
+        stream yields no pair at all logs a warning with its counts).
         """
-        return {k: sum(v[k] for v in self._seen.values()) for k in ("too_small", "bad")}
+        records = dict(self._seen)
+        for worker, end in self._ended.items():
+            if worker not in records or end["cursor"] >= records[worker]["cursor"]:
+                records[worker] = end
+        return {k: sum(v[k] for v in records.values()) for k in ("too_small", "bad")}
 
     # -- iteration ------------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -343,7 +351,11 @@ class SRPairs(torch.utils.data.IterableDataset):
         records = stream_records(
             self.reader, self.seed, self.epoch, stream, n_streams, self.shuffle_buffer, first_image
         )
+        if info is None:
+            self._ended.pop(worker, None)
+        end, pairs = start["cursor"], 0
         for index, (key, payload) in enumerate(records, start=first_image):
+            end = (index + 1) * ppi
             pair0 = first_pair if index == first_image else 0
             rgb, places = self._decode(key, payload, pair0, counts)
             if rgb is None:
@@ -354,7 +366,14 @@ class SRPairs(torch.utils.data.IterableDataset):
                 pos = torch.tensor([worker, workers, cursor, counts["too_small"], counts["bad"]])
                 lr, hr = patches.make_pair(rgb, top, left, self.patch_size, self.scale, turn, lr_source,
                                            levels=self.dtype == "uint8")
+                pairs += 1
                 yield {"key": key, self.output_names[0]: lr, self.output_names[1]: hr, "pos": pos}
+        if info is None:  # the whole stream was read here: its skips count even after the last pair
+            self._ended[worker] = {"cursor": end, **counts}
+        if pairs == 0 and end > start["cursor"]:  # images were read, and every one was skipped
+            logger.warning("SRPairs: no pairs from stream %d/%d in epoch %d: %d images smaller than the %d-pixel "
+                           "patch, %d undecodable", stream, n_streams, self.epoch, counts["too_small"],
+                           self.patch_size, counts["bad"])
         logger.debug("SRPairs epoch %d stream %d/%d done; skipped %s", self.epoch, stream, n_streams, counts)
 
     def _decode(self, key: str, payload: Any, pair0: int, counts: dict[str, int]) -> tuple[Any, list]:

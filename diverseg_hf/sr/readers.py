@@ -8,8 +8,8 @@ sources that only hold decoded images, a PIL image. ``None`` marks a record with
 
 Supported: a map-style ``datasets.Dataset``, a streaming ``datasets.IterableDataset`` (one shard per
 ``num_shards``), a published folder (``data/<config>/<split>-*.parquet`` or
-``wds/<config>/<split>-*.tar``) and a folder written by ``diverseg export --format basicsr`` (its HR
-originals, keyed back through ``key_map.jsonl``).
+``wds/<config>/<split>-*.tar``) and a folder written by ``diverseg export --format basicsr`` (its
+``HR/`` images, keyed back through ``key_map.jsonl``).
 
 Example:
     >>> import datasets
@@ -154,7 +154,7 @@ class TarFolderReader:
 
 
 class ExportFolderReader:
-    """The HR originals of a ``diverseg export --format basicsr`` folder: random access, one shard per image."""
+    """The ``HR/`` images of a ``diverseg export --format basicsr`` folder: random access, one shard per image."""
 
     random_access = True
 
