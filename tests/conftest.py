@@ -1,10 +1,7 @@
-"""Shared test paths and helpers: the third-party data in ``../shared`` and one image encoder; test-wide caches.
+"""Shared test paths and helpers: the third-party data in ``../shared`` and one image encoder.
 
-The whole test session (and every subprocess it starts, which inherits the environment) keeps the Hugging
-Face and XDG caches in one temporary folder, deleted at exit: ``HF_HOME``, ``HF_DATASETS_CACHE``,
-``HF_HUB_CACHE`` and ``XDG_CACHE_HOME`` are set below before anything imports ``datasets`` or
-``huggingface_hub`` (both read them at import), so no test writes into ``~/.cache`` and no dataset a test
-loads by a generic name (``diverseg``, ``I``) is served stale to a later run.
+The test-wide caches (``HF_HOME`` and friends in a temporary folder) are set by the checkout's root
+``conftest.py``, so that they hold for the package's doctests too.
 
 The data beside the checkout (``../shared/data``) is optional: tests that need it use the markers
 below and are skipped, with the reason, where it is absent.
@@ -16,24 +13,12 @@ Example:
 
 from __future__ import annotations
 
-import atexit
 import io
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-
-#: The session's cache folder (see the module docstring); set before anything imports datasets or huggingface_hub.
-TEST_CACHE = Path(tempfile.mkdtemp(prefix="diverseg-tests-cache-"))
-os.environ.update({"HF_HOME": str(TEST_CACHE / "huggingface"),
-                   "HF_DATASETS_CACHE": str(TEST_CACHE / "huggingface" / "datasets"),
-                   "HF_HUB_CACHE": str(TEST_CACHE / "huggingface" / "hub"),
-                   "XDG_CACHE_HOME": str(TEST_CACHE)})
-atexit.register(shutil.rmtree, TEST_CACHE, ignore_errors=True)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_IMAGES = SHARED / "data" / "images"

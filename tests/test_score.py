@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import SHARED_IMAGES
 from image_zoo import INVALID, VALID, textured
 from pipeline_helpers import FakeGpuScorer, encode, good_images, mixed_folder, rows_of, write_files
 
+from conftest import SHARED_IMAGES
 from diverseg_hf import __version__
 from diverseg_hf.decode.images import decode_rgb, probe
 from diverseg_hf.errors import DiversegError

@@ -1,15 +1,19 @@
-"""The test suite keeps every Hugging Face cache in one temporary folder (tests/conftest.py), never in ``~/.cache``:
+"""The test suite keeps every Hugging Face cache in one temporary folder (the root conftest.py), never in ``~/.cache``:
 in this process, in subprocesses, and for what ``load_dataset`` of a generic folder name writes."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import datasets
 import huggingface_hub.constants
-from conftest import TEST_CACHE
+
+#: The session's cache folder, as the root conftest.py made it: a fresh folder under the system's temp folder.
+TEST_CACHE = Path(os.environ["XDG_CACHE_HOME"])
 
 
 def inside(path: str | Path) -> bool:
@@ -17,7 +21,9 @@ def inside(path: str | Path) -> bool:
 
 
 def test_caches_point_into_the_test_folder() -> None:
-    assert Path(TEST_CACHE).is_dir() and Path.home() not in TEST_CACHE.resolve().parents
+    assert TEST_CACHE.is_dir() and TEST_CACHE.name.startswith("diverseg-tests-cache-")
+    assert Path(tempfile.gettempdir()).resolve() in TEST_CACHE.resolve().parents
+    assert Path.home() not in TEST_CACHE.resolve().parents
     assert all(inside(p) for p in (datasets.config.HF_DATASETS_CACHE, datasets.config.HF_CACHE_HOME,
                                    huggingface_hub.constants.HF_HUB_CACHE, huggingface_hub.constants.HF_HOME))
 
