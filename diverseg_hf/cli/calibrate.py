@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..files import check_output_dir
 from ..quality.calibrate import DEFAULT_QUALITIES, calibrate
 
 EPILOG = """example:
@@ -42,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_dir("out", args.out, {"reference": args.reference})
     basis = calibrate(args.reference, args.out, qualities=args.qualities, workers=args.workers, name=args.name)
     for quality, values in basis.items():
         print(f"q{quality}: {values.size} images scored")

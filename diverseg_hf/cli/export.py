@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..errors import DiversegError
+from ..files import check_output_dir
 from ..sr.export import export_basicsr
 
 EPILOG = """example:
@@ -47,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.subimages is not None and len(args.subimages) != 2:
         raise DiversegError("--subimages takes CROP,STEP (e.g. 480,240)")
+    check_output_dir("out", args.out, {"dataset": args.dataset})
     report = export_basicsr(args.dataset, args.config, args.out, args.scales, args.workers, args.subimages,
                             args.lmdb, progress=not args.quiet)
     for key, reason in report.skipped:

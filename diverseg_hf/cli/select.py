@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..files import check_output_dir
 from ..select import select
 from .options import add_select_options, select_kwargs
 
@@ -39,6 +40,7 @@ def quality_line(quality: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_dir("out", args.out, {"score table": args.scores})
     result = select(args.scores, args.out, **select_kwargs(args))
     print(f"select: {result}; thetas {result.thetas}", file=sys.stderr)
     if result.quality:
