@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Parameters whose flag is not the parameter's name with dashes.
-_FLAGS = {"formats": "format", "address": "ray-address"}
+_FLAGS = {"formats": "format", "address": "ray-address", "out_dir": "out"}
 
 
 def as_flags(exc: DiversegError) -> str:

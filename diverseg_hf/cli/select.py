@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..files import check_output_dir
+from ..files import check_output_dir, folder_lock
 from ..select import select
 from .options import add_select_options, select_kwargs
 
@@ -41,7 +41,8 @@ def quality_line(quality: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     check_output_dir("out", args.out, {"score table": args.scores})
-    result = select(args.scores, args.out, **select_kwargs(args))
+    with folder_lock(args.out):  # one writer at a time; a read-only folder fails here, before any work
+        result = select(args.scores, args.out, **select_kwargs(args))
     print(f"select: {result}; thetas {result.thetas}", file=sys.stderr)
     if result.quality:
         print(f"quality: {quality_line(result.quality)}", file=sys.stderr)
