@@ -23,10 +23,9 @@ from __future__ import annotations
 import inspect
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from .errors import ParameterError
+from .files import check_output_dir, holds_lock
 from .publish.from_selection import PublishResult, check_publish_arguments, publish
 from .score import ScoreSummary, score
 from .scoring.specs import scorer_specs
@@ -44,6 +43,7 @@ class CurateResult:
     published: PublishResult
 
 
+@holds_lock("out")
 def curate(
     source: str | Source,
     out: str | os.PathLike,
@@ -76,7 +76,8 @@ def _check_arguments(out: str | os.PathLike, name: str, score_options: dict[str,
     """The checks each phase makes of its arguments, all made before the first phase starts."""
     defaults = {k: p.default for k, p in inspect.signature(publish).parameters.items()}
     check_publish_arguments(name, publish_options.get("formats", defaults["formats"]),
-                            publish_options.get("shard_size", defaults["shard_size"]), out)
+                            publish_options.get("shard_size", defaults["shard_size"]), out,
+                            license=publish_options.get("license"))
     check_select_arguments(**select_options)
     scorers = score_options.get("scorers", inspect.signature(score).parameters["scorers"].default)
     scorer_specs(list(scorers), score_options.get("scorer_options"))
@@ -93,8 +94,4 @@ def check_out_outside(src: Source, out: str | os.PathLike) -> None:
         ...
         diverseg_hf.errors.ParameterError: out .../curated lies inside the source folder ...; choose a folder outside it
     """
-    if src.kind == "hub" or not Path(src.spec).is_dir():
-        return
-    folder, target = Path(src.spec).resolve(), Path(out).resolve()
-    if target == folder or folder in target.parents:
-        raise ParameterError("out", f"{out} lies inside the source folder {folder}; choose a folder outside it")
+    check_output_dir("out", out, {"source": src.spec})

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import logging
 import os
@@ -47,6 +48,41 @@ def check_at_least(param: str, value: int | float, minimum: int = 1) -> None:
     """
     if not value >= minimum:
         raise ParameterError(param, f"must be at least {minimum}, got {value}")
+
+
+class BusyError(DiversegError):
+    """Another run is writing the same output folder (see :func:`diverseg_hf.files.folder_lock`)."""
+
+
+#: What to do about an ``OSError`` of each of these kinds (a full or read-only disk, no permission).
+_WRITE_ADVICE = {
+    errno.ENOSPC: "free some space and run the command again",
+    errno.EDQUOT: "free some space and run the command again",
+    errno.EFBIG: "choose a file system that takes larger files",
+    errno.EROFS: "choose a writable output folder",
+    errno.EACCES: "check its permissions (or choose another output folder)",
+    errno.EPERM: "check its permissions (or choose another output folder)",
+}
+
+
+def disk_problem(exc: BaseException) -> str | None:
+    """One line for a full, read-only or forbidden disk found in ``exc`` or the exceptions it chains (None if
+    it is no such problem).
+
+    Example:
+        >>> disk_problem(OSError(errno.ENOSPC, "No space left on device", "/d/x"))
+        '/d/x: No space left on device; free some space and run the command again'
+        >>> disk_problem(ValueError("x")) is None
+        True
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _WRITE_ADVICE:
+            where = f"{exc.filename}: " if exc.filename is not None else ""
+            return f"{where}{exc.strerror or os.strerror(exc.errno)}; {_WRITE_ADVICE[exc.errno]}"
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None
 
 
 class ImageError(DiversegError):

@@ -29,7 +29,7 @@ from typing import Any
 from .engines.local import run_local
 from .engines.ray import DEFAULT_MAX_RETRIES, DEFAULT_ROWS_PER_BLOCK, DEFAULT_TIMEOUT_S, ray_engine
 from .errors import DiversegError, check_at_least
-from .files import check_output_dir
+from .files import check_output_dir, holds_lock
 from .scoring.specs import build_scorers, scorer_specs
 from .sources import DEFAULT_UNIT_SIZE, Source, open_source
 from .storage import ScoreTable, table_schema
@@ -77,6 +77,7 @@ class ScoreSummary:
                 f"{self.errors} errors" + (f" ({kinds})" if kinds else ""))
 
 
+@holds_lock("out")
 def score(
     source: str | Source,
     out: str | os.PathLike,
@@ -129,6 +130,7 @@ def score(
     specs = scorer_specs(list(scorers), scorer_options, engine_options)
     src = source if isinstance(source, Source) else open_source(
         source, unit_size=unit_size, config=hub_config, split=split)
+    check_output_dir("out", out, {"source": src.spec})
     if resume and not overwrite:
         _check_same_commit(src, out)
     units = src.units(limit)

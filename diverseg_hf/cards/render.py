@@ -47,6 +47,8 @@ def license_for(name: str, license: str | None, gated: bool | None) -> dict[str,
     if license:
         preset = {"license": license, "license_text": license, "gated": False,
                   "license_note": f"Licence given by the publisher: `{license}`. Check the source's terms."}
+        if license.startswith("other:"):  # a custom licence (cards.licenses.check_license): Hub id other + name
+            preset.update(license="other", license_name=license.removeprefix("other:"))
     if not preset:
         preset = {"license": "unknown", "license_text": "unknown", "gated": False,
                   "license_note": "No licence was given; the images keep their source's terms."}
@@ -109,7 +111,9 @@ def card_yaml(configs: list[dict[str, Any]]) -> dict[str, Any]:
         "dataset_info": infos,
     }
     if "other" in licenses:
-        data["license_name"] = "imagenet-terms" if any(c["name"] in ("I", "IP") for c in configs) else "other"
+        named = [c["license_name"] for c in configs if c.get("license_name")]
+        data["license_name"] = "imagenet-terms" if any(c["name"] in ("I", "IP") for c in configs) else \
+            (named or ["other"])[0]
         data["license_link"] = "https://image-net.org/download.php" if data["license_name"] == "imagenet-terms" \
             else "LICENSE"
     if any(c["gated"] for c in configs):

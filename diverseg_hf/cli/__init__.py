@@ -14,7 +14,7 @@ import importlib
 import logging
 import sys
 
-from ..errors import DiversegError, ParameterError, redact
+from ..errors import DiversegError, ParameterError, disk_problem, redact
 from ..version import __version__
 
 #: Subcommand modules, in the order ``diverseg --help`` lists them.
@@ -33,8 +33,22 @@ START_HERE = """start here:
   # Every command has --help with examples."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the help to read, not the whole usage (exit 2).
+
+    Its subparsers are of the same class (argparse makes them so).
+
+    Example:
+        >>> OneLineParser(prog="diverseg score").error("argument --workers: invalid int value: 'x'")  # doctest: +SKIP
+        diverseg score: error: argument --workers: invalid int value: 'x'; see `diverseg score --help`
+    """
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="diverseg",
         description="Build DiverSeg-style super-resolution training sets: score, select, publish.",
         epilog=START_HERE,
@@ -49,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Parameters whose flag is not the parameter's name with dashes.
-_FLAGS = {"formats": "format", "address": "ray-address"}
+_FLAGS = {"formats": "format", "address": "ray-address", "out_dir": "out"}
 
 
 def as_flags(exc: DiversegError) -> str:
@@ -79,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     except DiversegError as exc:
         print(f"diverseg {args.command}: error: {redact(as_flags(exc))}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a full, read-only or forbidden disk: one line (exit 1); anything else is a bug
+        problem = disk_problem(exc)
+        if problem is None:
+            raise
+        print(f"diverseg {args.command}: error: {redact(problem)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"diverseg {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -7,6 +7,7 @@ import sys
 
 from tqdm import tqdm
 
+from ..files import check_output_file
 from ..quality.blockiness import write_blockiness_tsv
 
 EPILOG = """example:
@@ -37,6 +38,8 @@ def _progress(pairs, total: int):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output is not None:  # before scoring: a folder given as the file fails now, not at the end
+        check_output_file("output", args.output)
     summary = write_blockiness_tsv(args.paths, args.output, workers=args.workers, monitor=_progress)
     print(f"blockiness: {summary}", file=sys.stderr)
     return 0 if summary.errors < summary.total else 1

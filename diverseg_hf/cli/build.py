@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from ..errors import DiversegError
+from ..files import check_output_dir
 from ..subsets.build import build
 from ..subsets.presets import SUBSET_PRESETS
 from .options import (
@@ -87,7 +88,10 @@ def build_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = build(args.config, args.out, **build_kwargs(args))
+    kwargs = build_kwargs(args)
+    sources = kwargs["source"] if isinstance(kwargs["source"], dict) else {"": kwargs["source"]}
+    check_output_dir("out", args.out, {f"source {part}".strip(): spec for part, spec in sources.items()})
+    result = build(args.config, args.out, **kwargs)
     for part in [*result.parts.values(), result]:
         line = f"build: {part.num_examples} images published as {part.config!r} -> {part.out}"
         if part.listed is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..files import check_output_dir, folder_lock
 from ..quality.calibrate import DEFAULT_QUALITIES, calibrate
 
 EPILOG = """example:
@@ -42,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    basis = calibrate(args.reference, args.out, qualities=args.qualities, workers=args.workers, name=args.name)
+    check_output_dir("out", args.out, {"reference": args.reference})
+    with folder_lock(args.out):  # one writer at a time; a read-only folder fails here, before any scoring
+        basis = calibrate(args.reference, args.out, qualities=args.qualities, workers=args.workers, name=args.name)
     for quality, values in basis.items():
         print(f"q{quality}: {values.size} images scored")
     print(f"basis written to {args.out}")

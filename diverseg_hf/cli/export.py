@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..errors import DiversegError
+from ..files import check_output_dir, folder_lock
 from ..sr.export import export_basicsr
 
 EPILOG = """example:
@@ -48,8 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.subimages is not None and len(args.subimages) != 2:
         raise DiversegError("--subimages takes CROP,STEP (e.g. 480,240)")
-    report = export_basicsr(args.dataset, args.config, args.out, args.scales, args.workers, args.subimages,
-                            args.lmdb, progress=not args.quiet)
+    check_output_dir("out", args.out, {"dataset": args.dataset})
+    with folder_lock(args.out):  # one writer at a time; a read-only folder fails here, before any work
+        report = export_basicsr(args.dataset, args.config, args.out, args.scales, args.workers, args.subimages,
+                                args.lmdb, progress=not args.quiet)
     for key, reason in report.skipped:
         print(f"skipped {key}: {reason}", file=sys.stderr)
     print(f"export: {report.images} images, {report.subimages} sub-images, {len(report.skipped)} skipped -> "

@@ -17,13 +17,29 @@ import argparse
 from typing import Any
 
 from ..engines.ray import DEFAULT_ROWS_PER_BLOCK, ray_engine
-from ..errors import DiversegError
+from ..errors import DiversegError, require
 from ..sources import DEFAULT_UNIT_SIZE, KINDS, open_source
 
 
 def given(**kwargs: Any) -> dict[str, Any]:
     """The keyword arguments whose value is not None."""
     return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (a bad one is argparse's one-line error).
+
+    Example:
+        >>> non_negative_int("3")
+        3
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def comma_list(value: str | None) -> list[str] | None:
@@ -116,6 +132,8 @@ def score_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         options["sam"] = {"model": args.sam_model}
     if args.detect_model:
         options["detect"] = {"model": args.detect_model}
+    if args.engine == "ray":  # checked before any work: a missing extra must not leave a score table behind
+        require("ray", "ray")
     try:
         gpus = [int(g) for g in args.gpus.split(",")] if args.gpus else None
     except ValueError:

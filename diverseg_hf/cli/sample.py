@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..files import check_output_dir
 from ..quality.sample import DEFAULT_QUALITIES, write_sample
+from .options import non_negative_int
 
 EPILOG = """example (start here):
   diverseg sample demo
@@ -33,11 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="scenes also written as JPEG at each quality (default 4)")
     parser.add_argument("--qualities", type=_qualities, default=DEFAULT_QUALITIES, metavar="Q,Q",
                         help="JPEG qualities of the copies (default 95,75,50)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed, 0 or more (default 0)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_dir("out", args.out)
     files = write_sample(args.out, scenes=args.scenes, compressed=args.compressed, qualities=args.qualities,
                          seed=args.seed)
     jpegs = sum(f.suffix == ".jpg" for f in files)

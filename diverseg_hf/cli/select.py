@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DiversegError
+from ..files import check_output_dir, folder_lock
 from ..rethreshold import select_published
 from ..select import select
 from .options import add_select_options, select_kwargs
@@ -49,14 +50,20 @@ def quality_line(quality: dict) -> str:
     return f"estimated JPEG quality of the source {quality['quality']:.1%} ({quality.get('n')} images; KL {kl}){gate}"
 
 
-def run(args: argparse.Namespace) -> int:
+def _select(args: argparse.Namespace):
+    """Select from a score table, or (``--config``) from a published dataset's ``scores`` config."""
     if args.config:
-        result = select_published(args.scores, args.out, config=args.config, revision=args.revision,
-                                  **select_kwargs(args))
-    elif not (Path(args.scores) / "scores.json").exists() and (Path(args.scores) / "README.md").exists():
+        return select_published(args.scores, args.out, config=args.config, revision=args.revision,
+                                **select_kwargs(args))
+    if not (Path(args.scores) / "scores.json").exists() and (Path(args.scores) / "README.md").exists():
         raise DiversegError(f"{args.scores} is a published dataset, not a score table: pass --config NAME")
-    else:
-        result = select(args.scores, args.out, **select_kwargs(args))
+    return select(args.scores, args.out, **select_kwargs(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    check_output_dir("out", args.out, {"scores": args.scores})
+    with folder_lock(args.out):  # one writer at a time; a read-only folder fails here, before any work
+        result = _select(args)
     print(f"select: {result}; thetas {result.thetas}", file=sys.stderr)
     if result.quality:
         print(f"quality: {quality_line(result.quality)}", file=sys.stderr)

@@ -36,9 +36,10 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from ..cards.entries import config_entry, config_figures, published_features
+from ..cards.licenses import check_license
 from ..cards.render import license_for, render_card
 from ..errors import DiversegError, ParameterError, check_at_least
-from ..files import check_output_dir
+from ..files import check_output_dir, holds_lock
 from ..hub.published import KIND as PUBLISHED
 from ..hub.published import open_published
 from ..sources import Source, Unit, reopen_source
@@ -58,12 +59,12 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
 
 def parse_size(size: str | int) -> int:
     """``"500MB"`` -> bytes (KB/MB/GB decimal, KiB/MiB/GiB binary), as ``push_to_hub`` reads it."""
-    if isinstance(size, int):
-        return size
-    match = _SIZE.match(size)
+    match = _SIZE.match(str(size))
     if not match:
         raise DiversegError(f"cannot read size {size!r}; use e.g. 500MB or 1GiB")
     number, unit = float(match.group(1)), (match.group(2) or "B").upper()
+    if number == 0:
+        raise ParameterError("shard_size", f"must be more than 0 bytes, got {size!r}")
     scale = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
              "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}[unit]
     return max(1, int(number * scale))
@@ -132,7 +133,8 @@ class PublishResult:
 
 
 def check_publish_arguments(name: str, formats: Sequence[str], shard_size: str | int,
-                            out: str | os.PathLike, workers: int = 1) -> tuple[list[str], int]:
+                            out: str | os.PathLike, workers: int = 1,
+                            license: str | None = None) -> tuple[list[str], int]:
     """Check what :func:`publish` is given before any work; returns (formats, shard size in bytes).
 
     Example:
@@ -148,6 +150,7 @@ def check_publish_arguments(name: str, formats: Sequence[str], shard_size: str |
         raise DiversegError(f"config name {name!r} must be letters, digits or _ (and not 'scores')")
     check_at_least("workers", workers)
     check_output_dir("out", out)
+    check_license(license)
     return formats, parse_size(shard_size)
 
 
@@ -219,6 +222,7 @@ def _write_scores(table: pa.Table, dataset: DatasetDir, name: str, gen: str) -> 
     }
 
 
+@holds_lock("out")
 def publish(
     selection: str | os.PathLike,
     out: str | os.PathLike,
@@ -247,13 +251,15 @@ def publish(
         ...
         diverseg_hf.errors.DiversegError: /no/sel is not a complete selection (no selection.json); run diverseg select
     """
-    formats, limit = check_publish_arguments(name, formats, shard_size, out, workers)
+    formats, limit = check_publish_arguments(name, formats, shard_size, out, workers, license)
     table, info = load_selection(selection)
     if table.num_rows == 0:
         raise DiversegError("the selection is empty: nothing to publish")
     if len(set(table.column("key").to_pylist())) != table.num_rows:
         raise DiversegError("the selection has duplicate keys; the source's keys must be unique")
     src = _selection_source(source, info)
+    if src.kind != "published":  # build IP publishes from the configs of its own output folder
+        check_output_dir("out", out, {"source": src.spec})
     if include_scores:  # read (and check) before anything is written
         scores_table = ScoreTable.open(info["scores_dir"]).read()
     else:

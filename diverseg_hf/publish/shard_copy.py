@@ -146,12 +146,12 @@ def run_task(task: CopyTask, context: CopyContext, on_row: Callable[[], None] | 
                 _write_row(writers, row, next(records).data, context)
                 if on_row is not None:
                     on_row()
-        except BaseException:
+            for writer in writers.values():
+                writer.close()
+        except BaseException:  # also a close that fails (a full disk): the other writers drop their temp files
             for writer in writers.values():
                 writer.abort()
             raise
-        for writer in writers.values():
-            writer.close()
     return len(keys)
 
 

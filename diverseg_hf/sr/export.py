@@ -41,7 +41,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +51,7 @@ from PIL import Image
 
 from ..decode.images import decode_rgb, probe
 from ..errors import DiversegError, ImageError, require
-from ..files import TEMP_GLOB, write_atomic, write_bytes_atomic, write_json_atomic
+from ..files import TEMP_GLOB, temp_target, write_atomic, write_bytes_atomic, write_json_atomic
 from ..storage import DatasetDir, iter_parquet_rows, parquet_schema
 from . import basicsr
 from .evaluate import modcrop
@@ -214,11 +214,30 @@ def _ordered_map(fn: Callable[[tuple], Done], tasks: Iterator[tuple], workers: i
             yield future.result()
 
 
+#: The files an export writes at the top of its folder (besides its LMDBs, which are folders).
+_TOP_FILES = ("export.json", "meta_info_HR.txt", "meta_info_HR_sub.txt", "key_map.jsonl", "skipped.jsonl")
+
+
+def _own_temps(plan: Plan, names: Collection[str]) -> Iterator[Path]:
+    """The temporary files a killed export of ``names`` left (see :func:`~diverseg_hf.files.temp_target`):
+    only those of a file this export writes, never another program's ``.*.tmp`` files."""
+    marks: dict[Path, str | None] = {plan.out / "HR": None, plan.out / "HR_sub": "_s"}
+    for s in plan.scales:  # LR file stems end in x<s>, sub-image stems in _s<index>
+        marks[plan.out / "LR_bicubic" / f"X{s}"] = f"x{s}"
+        marks[plan.out / "LR_bicubic" / f"X{s}_sub"] = "_s"
+    for temp in sorted(plan.out.glob(TEMP_GLOB)) if plan.out.is_dir() else []:
+        if temp_target(temp) in _TOP_FILES:
+            yield temp
+    for folder, mark in marks.items():
+        for temp in sorted(folder.glob(TEMP_GLOB)) if folder.is_dir() else []:
+            stem = (temp_target(temp) or "").rsplit(".", 1)[0]
+            if (stem.rsplit(mark, 1)[0] if mark else stem) in names:
+                yield temp
+
+
 def _check_settings(out: Path, settings: dict[str, Any]) -> None:
     """Refuse to mix two different exports in one folder; record the settings of this one."""
     record = out / "export.json"
-    for leftover in out.rglob(TEMP_GLOB):  # half-written files of a killed run
-        leftover.unlink()
     if record.is_file():
         before = json.loads(record.read_text())
         if before.get("version") != EXPORT_VERSION:
@@ -292,6 +311,8 @@ def export_basicsr(
     names = basicsr.safe_names(str(row["key"]) for row in _published_images(root, config, with_images=False))
     plan = Plan(Path(out), scales, tuple(subimages) if subimages else None)
     settings = {"config": config, "scales": list(scales), "subimages": list(subimages) if subimages else None}
+    for leftover in _own_temps(plan, set(names.values())):  # half-written files of a killed run
+        leftover.unlink()
     _check_settings(plan.out, settings)
     tasks = (
         (plan, str(row["key"]), names[str(row["key"])], (row["image"] or {}).get("bytes"),

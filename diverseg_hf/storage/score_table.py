@@ -134,7 +134,7 @@ class ScoreTable:
                     f"{root} holds a score table made with different {', '.join(diff)}; "
                     "use --overwrite to start afresh or another --out"
                 )
-        elif (root / UNITS_DIR).exists():
+        elif any((root / UNITS_DIR).glob("*.parquet")):  # an empty one: a first manifest write failed (full disk)
             raise DiversegError(f"{root} has unit files but no {MANIFEST}; use --overwrite")
         (root / UNITS_DIR).mkdir(parents=True, exist_ok=True)
         for stale in (root / UNITS_DIR).glob(TEMP_GLOB):

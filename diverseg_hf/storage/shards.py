@@ -271,12 +271,19 @@ class TarShardWriter(ShardWriter):
                 self._tar.addfile(_tarinfo(f"{key}.{ext}", len(payload)), io.BytesIO(payload))
 
     def close(self) -> None:
-        self._tar.close()
-        commit_temp(self._temp, self.path)
+        try:
+            self._tar.close()
+            commit_temp(self._temp, self.path)
+        finally:  # a close that fails (a full disk) leaves no temporary file either
+            self._temp.unlink(missing_ok=True)
 
     def abort(self) -> None:
-        self._tar.close()
-        self._temp.unlink(missing_ok=True)
+        try:
+            self._tar.close()
+        except OSError:  # the error being handled (a full disk) fails the final flush again: drop it
+            pass
+        finally:
+            self._temp.unlink(missing_ok=True)
 
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:

@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from ..curate import curate
 from ..errors import DiversegError
-from ..files import write_json_atomic
+from ..files import holds_lock, write_json_atomic
 from ..publish.from_selection import publish
 from ..select import select
 from ..sources import Record, Source, Unit
@@ -166,6 +166,7 @@ def _per_part(value: Any, part: str) -> Any:
     return value.get(part) if isinstance(value, Mapping) else value
 
 
+@holds_lock("out_dir")
 def build(
     config: str,
     out_dir: str | os.PathLike,
