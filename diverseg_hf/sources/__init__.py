@@ -16,9 +16,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..decode.folders import list_image_entries
 from ..errors import DiversegError, check_at_least
 from .base import Record, Source, Unit
-from .folder import FolderSource, FolderUnit, list_entries, open_folder
+from .folder import FolderSource, FolderUnit, open_folder
 from .hub import HubSource, HubUnit, open_hub_source
 from .local import (
     ParquetSource,
@@ -53,7 +54,7 @@ def detect_kind(spec: str) -> str:
             return "webdataset"
         raise DiversegError(f"{spec}: a source file must be .parquet or .tar; give a folder for images")
     if path.is_dir():
-        if list_entries(path)[0]:
+        if list_image_entries(path)[0]:
             return "folder"
         if files_with_suffix(path, ".parquet"):
             return "parquet"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from ..decode.folders import within
 from ..decode.images import read_bytes
 from ..errors import DiversegError, ImageError
 
@@ -80,10 +82,20 @@ class Unit:
         return hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:16]
 
 
-def cell_record(key: str, value: Any, base: Path | None, origin: str) -> Record:
+def cell_record(key: str, value: Any, root: str | os.PathLike | None, origin: str) -> Record:
     """A record from an image cell: binary, or a ``{bytes, path}`` struct (the path read if no bytes).
 
-    The cell's ``path`` (the original file name, e.g. ImageNet's) is kept in ``extra["path"]``.
+    A path-only cell is read only inside ``root`` (the Parquet file's folder, a local dataset folder):
+    a relative path is taken from ``root``, and the file it names, symlinks resolved, must lie below
+    ``root``; an absolute path, ``..`` or a symlink leading out, or any path where ``root`` is None (a
+    dataset streamed from the Hub), is an error record and nothing is read. The file itself is read
+    by the one file rule (:func:`~diverseg_hf.decode.folders.read_file`: regular files within the size
+    limit only). The cell's ``path`` (the original file name, e.g. ImageNet's) is kept in
+    ``extra["path"]``.
+
+    Example:
+        >>> cell_record("k", {"bytes": None, "path": "/etc/passwd"}, "/data", "f.parquet#row=0").error
+        "refused: image cell path '/etc/passwd' lies outside the source folder /data (not read)"
     """
     if isinstance(value, (bytes, bytearray)):
         return Record(key, bytes(value), origin)
@@ -95,12 +107,29 @@ def cell_record(key: str, value: Any, base: Path | None, origin: str) -> Record:
         return Record(key, bytes(value["bytes"]), origin, extra)
     if not path:
         return Record(key, b"", origin, extra, error="empty: image cell has neither bytes nor a path")
-    candidate = Path(path) if base is None or Path(path).is_absolute() else base / path
     try:
-        return Record(key, read_bytes(candidate), origin, extra)
+        return Record(key, read_bytes(confined_path(path, root)), origin, extra)
     except ImageError as exc:
-        return Record(key, b"", origin, extra, error=f"unreadable: image cell holds only the path {path!r} "
-                      f"({exc.reason}); paths into archives or remote files are not supported")
+        return Record(key, b"", origin, extra, error=exc.reason if exc.kind == "refused" else
+                      f"unreadable: image cell holds only the path {path!r} ({exc.reason})")
+
+
+def confined_path(path: str, root: str | os.PathLike | None) -> Path:
+    """The file an image cell's ``path`` names inside ``root``; :class:`ImageError` ``refused`` outside it.
+
+    Example:
+        >>> confined_path("../x", "/d")
+        Traceback (most recent call last):
+        ...
+        diverseg_hf.errors.ImageError: refused: image cell path '../x' lies outside the source folder /d (not read)
+    """
+    if root is None:
+        raise ImageError("refused", f"image cell holds only the path {path!r}: path cells are read only inside a "
+                                    "local source folder (not read)")
+    candidate = Path(root) / path  # an absolute path replaces root
+    if "://" in path or not within(os.path.realpath(candidate), os.path.realpath(root)):
+        raise ImageError("refused", f"image cell path {path!r} lies outside the source folder {root} (not read)")
+    return candidate
 
 
 def guess_image_column(schema: pa.Schema, where: str) -> str:

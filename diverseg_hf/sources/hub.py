@@ -47,11 +47,12 @@ class HubUnit(Unit):
         if self.num_shards > 1:
             ds = ds.shard(num_shards=self.num_shards, index=self.shard)
         unique = KeyCounter()
+        root = self.dataset if Path(self.dataset).is_dir() else None  # path cells: only inside a local folder
         for row, example in enumerate(ds):
             raw_key = example.get(self.key_column) if self.key_column else None
             key = path_key(str(raw_key)) if raw_key is not None else f"{self.shard:05d}-{row:08d}"
             origin = f"{self.dataset}:{self.split}#shard={self.shard}&row={row}"
-            yield cell_record(unique(key), example[image_col], None, origin)
+            yield cell_record(unique(key), example[image_col], root, origin)
 
 
 class HubSource(Source):
