@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from diverseg_hf.cli import main
 from diverseg_hf.decode.folders import read_file
 from diverseg_hf.decode.images import read_bytes
 from diverseg_hf.errors import ImageError
@@ -91,9 +90,8 @@ def test_score_publishes_no_file_from_outside_the_source(tmp_path: Path, secret:
     src.mkdir()
     _write_cells(src / "a.parquet", [{"bytes": _png(), "path": None}, {"bytes": None, "path": "../private/secret.png"}])
     out = tmp_path / "dataset"
-    run = subprocess.run([sys.executable, "-m", "diverseg_hf", "curate", str(src), "--out", str(out), "--name", "mine",
-                          "--scorers", "blockiness", "--format", "parquet"], capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
+    assert main(["curate", str(src), "--out", str(out), "--name", "mine", "--scorers", "blockiness",
+                 "--format", "parquet"]) == 0
     published = b"".join(p.read_bytes() for p in out.rglob("*.parquet"))
     assert _png(7) not in published
     assert _png() in published

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..decode.folders import read_file, walk_images
 from ..errors import DiversegError, ImageError
-from ..keys import encode_key, suffixed_key
+from ..keys import encode_key, printable_name, suffixed_key
 from .base import Record, Source, Unit
 
 
@@ -40,12 +40,12 @@ class FolderUnit(Unit):
     def _iter(self, keys: Container[str] | None) -> Iterator[Record]:
         for rel, key in zip(self.files, self.keys):
             if keys is not None and key not in keys:  # skip unread; yields an empty placeholder
-                yield Record(key, b"", rel)
+                yield Record(key, b"", printable_name(rel))
                 continue
             try:
-                yield Record(key, read_file(Path(self.root) / rel), rel)
+                yield Record(key, read_file(Path(self.root) / rel), printable_name(rel))
             except ImageError as exc:
-                yield Record(key, b"", rel, error=exc.reason)
+                yield Record(key, b"", printable_name(rel), error=exc.reason)
 
 
 class FolderSource(Source):

@@ -32,7 +32,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from ..errors import DiversegError, ParameterError
-from ..keys import KeyCounter, earlier_counts, path_key
+from ..keys import KeyCounter, earlier_counts, path_key, printable_name
 from ..storage.shards import iter_parquet_rows, iter_tar_samples, parquet_schema
 from .base import KEY_COLUMN_NAMES, Record, Source, Unit, cell_record, guess_image_column
 
@@ -64,10 +64,11 @@ class TarUnit(Unit):
         unique = KeyCounter(dict(self.repeats))
         for sample in iter_tar_samples(self.path):
             origin = f"{self.label}.tar#{sample.name or sample.key or 'rest'}"
-            extra = {"other_images": list(sample.others)} if sample.others else {}
-            if sample.others:
-                origin += ";ignored=" + ",".join(sample.others)
-            yield Record(unique(path_key(sample.key)), sample.data or b"", origin, extra, sample.error)
+            others = [printable_name(name) for name in sample.others]
+            extra = {"other_images": others} if others else {}
+            if others:
+                origin += ";ignored=" + ",".join(others)
+            yield Record(unique(path_key(sample.key)), sample.data or b"", printable_name(origin), extra, sample.error)
 
 
 class ParquetSource(Source):
@@ -109,7 +110,7 @@ def _shard_files(path: Path, suffix: str, kind: str,
     base = path if path.is_dir() else path.parent
     out = []
     for file in files:
-        label = file.relative_to(base).with_suffix("").as_posix()
+        label = printable_name(file.relative_to(base).with_suffix("").as_posix())
         try:
             out.append((file, label, keys(file, label)))
         except (OSError, ValueError, tarfile.TarError) as exc:
