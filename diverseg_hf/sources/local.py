@@ -2,6 +2,11 @@
 
 - ``parquet``: ``.parquet`` files (one unit each) with an image column typed ``struct<bytes, path>``
   (the ``datasets`` Image feature) or binary; key = a ``key``/``__key__`` column or file + row.
+  Damage never aborts a run: a row group whose pages cannot be read (``Couldn't deserialize
+  thrift``, a bad compressed page) gives an error record ``corrupt: Parquet row group N unreadable
+  (...)`` for each of its rows not yet read (keyed by its key cells, or file + row where the key
+  column itself is damaged), and a file whose footer cannot be read gives one error record keyed by
+  the file; every other row group and file is read.
 - ``webdataset``: ``.tar`` shards (one unit each); key = the sample's ``__key__``. A damaged tar
   gives a record for each complete sample before the damage, then one error record for the rest;
   a sample with several image members keeps the first (tar order) and names the others in its
@@ -29,11 +34,12 @@ from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import DiversegError, ParameterError
 from ..keys import KeyCounter, earlier_counts, path_key, printable_name
-from ..storage.shards import iter_parquet_rows, iter_tar_samples, parquet_schema
+from ..storage.shards import iter_tar_samples, parquet_schema
 from .base import KEY_COLUMN_NAMES, Record, Source, Unit, cell_record, guess_image_column
 
 
@@ -46,12 +52,50 @@ class ParquetUnit(Unit):
     repeats: tuple[tuple[str, int], ...] = ()
 
     def _iter(self, keys: Container[str] | None) -> Iterator[Record]:
+        unique = KeyCounter(dict(self.repeats))
+        try:
+            pf = pq.ParquetFile(self.path)
+        except _DAMAGE as exc:  # damaged footer: the file is one error record
+            yield Record(unique(path_key(self.label)), b"", f"{self.label}.parquet", error=_damage(exc, "file"))
+            return
         image_col, key_col = _columns(self.path, self.image_column, self.key_column)
         columns = [image_col] + ([key_col] if key_col else [])
-        unique = KeyCounter(dict(self.repeats))
-        for row, cells in enumerate(iter_parquet_rows(self.path, columns)):
-            key = unique(_row_key(self.label, row, cells[key_col] if key_col else None))
-            yield cell_record(key, cells[image_col], Path(self.path).parent, f"{self.label}.parquet#row={row}")
+        row = 0
+        for group in range(pf.num_row_groups):
+            done = 0
+            try:
+                for batch in pf.iter_batches(batch_size=64, row_groups=[group], columns=columns):
+                    for cells in batch.to_pylist():
+                        key = unique(_row_key(self.label, row + done, cells[key_col] if key_col else None))
+                        origin = f"{self.label}.parquet#row={row + done}"
+                        yield cell_record(key, cells[image_col], Path(self.path).parent, origin)
+                        done += 1
+            except _DAMAGE as exc:  # the rest of a damaged row group: one error record per row
+                reason = _damage(exc, f"row group {group}")
+                for r, key in enumerate(_group_keys(pf, group, key_col, self.label, row)[done:], row + done):
+                    yield Record(unique(key), b"", f"{self.label}.parquet#row={r}", error=reason)
+            row += pf.metadata.row_group(group).num_rows
+
+
+_DAMAGE = (OSError, pa.ArrowException)
+
+
+def _damage(exc: Exception, where: str) -> str:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"corrupt: Parquet {where} unreadable ({first})"
+
+
+def _group_keys(pf: pq.ParquetFile, group: int, key_col: str | None, label: str, first_row: int) -> list[str]:
+    """The keys of one row group before repeats are counted: its key cells, or file + row where there is no
+    key column or it cannot be read (the same at open and when read, so a damaged group keeps its keys)."""
+    rows = range(first_row, first_row + pf.metadata.row_group(group).num_rows)
+    if key_col is not None:
+        try:
+            values = pf.read_row_group(group, columns=[key_col]).column(0).to_pylist()
+            return [_row_key(label, row, value) for row, value in zip(rows, values)]
+        except _DAMAGE:
+            pass
+    return [_row_key(label, row, None) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -120,11 +164,15 @@ def _shard_files(path: Path, suffix: str, kind: str,
 
 def open_parquet(path: Path, image_column: str | None, key_column: str | None) -> ParquetSource:
     def keys(file: Path, label: str) -> list[str]:
+        try:
+            pf = pq.ParquetFile(file)
+        except _DAMAGE:  # read as one error record
+            return [path_key(label)]
         _, key_col = _columns(file, image_column, key_column)
-        if key_col is None:
-            return [_row_key(label, row, None) for row in range(pq.ParquetFile(file).metadata.num_rows)]
-        values = pq.read_table(file, columns=[key_col]).column(0).to_pylist()
-        return [_row_key(label, row, value) for row, value in enumerate(values)]
+        out: list[str] = []
+        for group in range(pf.num_row_groups):
+            out += _group_keys(pf, group, key_col, label, len(out))
+        return out
 
     shards = _shard_files(path, ".parquet", "Parquet", keys)
     repeats = earlier_counts([k for _, _, k in shards])
