@@ -61,9 +61,19 @@ def detect_kind(spec: str) -> str:
         if files_with_suffix(path, ".tar"):
             return "webdataset"
         return "folder"  # reported as "no image files found"
-    if _HUB_ID.match(spec) and not spec.startswith((".", "/", "~")):
+    if is_hub_id(spec):
         return "hub"
     raise DiversegError(f"no such file or folder: {spec}")
+
+
+def is_hub_id(spec: str) -> bool:
+    """Whether ``spec`` is spelled like a Hub dataset id (``org/name``), not a local path.
+
+    Example:
+        >>> is_hub_id("me/mysubset"), is_hub_id("./data/x"), is_hub_id("a/b/c")
+        (True, False, False)
+    """
+    return bool(_HUB_ID.match(spec)) and not spec.startswith((".", "/", "~"))
 
 
 def open_source(
@@ -135,6 +145,7 @@ __all__ = [
     "Unit",
     "WebDatasetSource",
     "detect_kind",
+    "is_hub_id",
     "open_source",
     "reopen_source",
 ]

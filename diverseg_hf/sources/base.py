@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from ..decode.folders import within
 from ..decode.images import read_bytes
-from ..errors import DiversegError, ImageError
+from ..errors import DiversegError, ImageError, ParameterError
 
 #: Column names taken for the image when a source does not say which (in this order of preference).
 IMAGE_COLUMN_NAMES = ("image", "img", "jpg", "jpeg", "png", "webp")
@@ -82,7 +82,7 @@ class Unit:
         return hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:16]
 
 
-def cell_record(key: str, value: Any, root: str | os.PathLike | None, origin: str) -> Record:
+def cell_record(key: str, value: Any, root: str | os.PathLike | None, origin: str, *, confine: bool = True) -> Record:
     """A record from an image cell: binary, or a ``{bytes, path}`` struct (the path read if no bytes).
 
     A path-only cell is read only inside ``root`` (the Parquet file's folder, a local dataset folder):
@@ -90,8 +90,11 @@ def cell_record(key: str, value: Any, root: str | os.PathLike | None, origin: st
     ``root``; an absolute path, ``..`` or a symlink leading out, or any path where ``root`` is None (a
     dataset streamed from the Hub), is an error record and nothing is read. The file itself is read
     by the one file rule (:func:`~diverseg_hf.decode.folders.read_file`: regular files within the size
-    limit only). The cell's ``path`` (the original file name, e.g. ImageNet's) is kept in
-    ``extra["path"]``.
+    limit only). ``confine=False`` reads a path where it points (relative to the working folder), for
+    the ``datasets`` objects a caller hands over (their paths are the caller's own, and ``datasets``
+    reads them so too). The cell's ``path`` (the original file name, e.g. ImageNet's) is kept in
+    ``extra["path"]``. This is the one image-cell unpacker: sources, published folders and the SR
+    readers all unpack cells here.
 
     Example:
         >>> cell_record("k", {"bytes": None, "path": "/etc/passwd"}, "/data", "f.parquet#row=0").error
@@ -108,7 +111,7 @@ def cell_record(key: str, value: Any, root: str | os.PathLike | None, origin: st
     if not path:
         return Record(key, b"", origin, extra, error="empty: image cell has neither bytes nor a path")
     try:
-        return Record(key, read_bytes(confined_path(path, root)), origin, extra)
+        return Record(key, read_bytes(confined_path(path, root) if confine else path), origin, extra)
     except ImageError as exc:
         return Record(key, b"", origin, extra, error=exc.reason if exc.kind == "refused" else
                       f"unreadable: image cell holds only the path {path!r} ({exc.reason})")
@@ -132,19 +135,43 @@ def confined_path(path: str, root: str | os.PathLike | None) -> Path:
     return candidate
 
 
-def guess_image_column(schema: pa.Schema, where: str) -> str:
+def check_image_column(columns: dict[str, bool], given: str | None, where: str) -> str:
+    """The one column check: the image column among ``columns`` (name -> whether its type holds images).
+
+    A ``given`` column must exist; else the first of :data:`IMAGE_COLUMN_NAMES` among the image-typed
+    columns, else the first image-typed column. Parquet files, Hub datasets, published folders and
+    ``datasets`` objects handed to the SR readers are all checked here.
+
+    Example:
+        >>> check_image_column({"key": False, "jpg": True, "image": True}, None, "f.parquet")
+        'image'
+        >>> check_image_column({"key": False}, "img", "f.parquet")
+        Traceback (most recent call last):
+        ...
+        diverseg_hf.errors.ParameterError: image_column: 'img' is not a column of f.parquet (columns: key)
+    """
+    if given is not None:
+        if given not in columns:
+            names = ", ".join(columns)
+            raise ParameterError("image_column", f"{given!r} is not a column of {where} (columns: {names})")
+        return given
+    images = [name for name, is_image in columns.items() if is_image]
+    for name in IMAGE_COLUMN_NAMES:
+        if name in images:
+            return name
+    if images:
+        return images[0]
+    raise DiversegError(f"{where}: no image column (binary or struct<bytes, path>) among {list(columns)}")
+
+
+def arrow_image_columns(schema: pa.Schema) -> dict[str, bool]:
+    """Each column of an Arrow schema -> whether it can hold encoded images (binary or struct<bytes, ...>)."""
     def is_image(t: pa.DataType) -> bool:
         return pa.types.is_binary(t) or pa.types.is_large_binary(t) or (
             pa.types.is_struct(t) and t.get_field_index("bytes") >= 0
         )
 
-    candidates = [f.name for f in schema if is_image(f.type)]
-    for name in IMAGE_COLUMN_NAMES:
-        if name in candidates:
-            return name
-    if candidates:
-        return candidates[0]
-    raise DiversegError(f"{where}: no image column (binary or struct<bytes, path>) among {schema.names}")
+    return {f.name: is_image(f.type) for f in schema}
 
 
 class Source:
