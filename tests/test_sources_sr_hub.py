@@ -1,0 +1,77 @@
+"""SRPairs streams a subset from a Hub id (issue 21, item 5), through the one Hub streamer: config, split,
+revision and streaming pass through; ``from_folder`` takes a Hub id too; a path-only image cell of a
+Hub dataset is never read from the local disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from conftest_hub import WRITE_TOKEN, client_env, image_bytes, run_client, write_card, write_parquet_config
+from huggingface_hub import HfApi
+
+from diverseg_hf.hub.push import push_folder
+
+pytest_plugins = ["conftest_hub"]  # the hub / hub_env fixtures
+
+REPO = "tester/srsubset"
+
+CLIENT = """
+from diverseg_hf.sr import SRPairs
+
+def keys(pairs):
+    return sorted(sample["key"] for sample in pairs)
+
+def attempt(make):
+    try:
+        return keys(make())
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+"""
+
+
+def test_srpairs_reads_a_hub_id(hub_env, tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    images = {"I": image_bytes(1, 4), "P": image_bytes(2, 3)}
+    for name, imgs in images.items():
+        write_parquet_config(root, name, imgs)
+    write_card(root, {"I": "data/I/*.parquet", "P": "data/P/*.parquet"})
+    push_folder(root, REPO)
+    first = HfApi(endpoint=hub_env.url, token=WRITE_TOKEN).dataset_info(REPO).sha
+    write_parquet_config(root, "I", image_bytes(3, 2))  # the dataset moves on
+    push_folder(root, REPO)
+
+    kw = "scale=2, patch_size=8, augment=False"
+    got = run_client(CLIENT + f"""
+print(json.dumps({{
+    "id": attempt(lambda: SRPairs({REPO!r}, config="P", {kw})),
+    "map": attempt(lambda: SRPairs({REPO!r}, config="P", streaming=False, {kw})),
+    "from_folder": attempt(lambda: SRPairs.from_folder({REPO!r}, "P", {kw})),
+    "pinned": attempt(lambda: SRPairs.from_folder({REPO!r}, "I", revision={first!r}, {kw})),
+    "now": attempt(lambda: SRPairs({REPO!r}, config="I", {kw})),
+    "wds": attempt(lambda: SRPairs.from_folder({REPO!r}, "I", format="webdataset", {kw})),
+}}))
+""", client_env(hub_env.url, tmp_path / "client_home", WRITE_TOKEN))
+    assert got["id"] == got["map"] == got["from_folder"] == sorted(images["P"])
+    assert got["pinned"] == sorted(images["I"])
+    assert got["now"] == sorted(image_bytes(3, 2))
+    assert "format='parquet'" in got["wds"]
+
+
+def test_path_cells_hub_refused_callers_own_read(tmp_path: Path) -> None:
+    """A path-only cell of a Hub dataset is refused; a datasets object the caller built is read as datasets does."""
+    import datasets
+
+    from diverseg_hf.sources.base import cell_record
+    from diverseg_hf.sr.readers import StreamingReader
+
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(next(iter(image_bytes(4, 1).values())))
+    assert cell_record("k", {"bytes": None, "path": str(secret)}, None, "hub").error.startswith("refused: ")
+    # a datasets object the caller built from its own files is read as datasets reads it
+    own = datasets.Dataset.from_dict({"image": [str(secret)]}).cast_column("image", datasets.Image())
+    reader = StreamingReader(own.to_iterable_dataset())
+    assert [payload for _, payload in reader.read_shard(0)] == [secret.read_bytes()]
