@@ -10,6 +10,8 @@ import pytest
 
 pytest.importorskip("torch")
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from conftest_hub import WRITE_TOKEN, client_env, image_bytes, run_client, write_card, write_parquet_config
 from huggingface_hub import HfApi
 
@@ -21,6 +23,7 @@ REPO = "tester/srsubset"
 
 CLIENT = """
 from diverseg_hf.sr import SRPairs
+from diverseg_hf.sr.readers import hub_reader
 
 def keys(pairs):
     return sorted(sample["key"] for sample in pairs)
@@ -38,7 +41,13 @@ def test_srpairs_reads_a_hub_id(hub_env, tmp_path: Path) -> None:
     images = {"I": image_bytes(1, 4), "P": image_bytes(2, 3)}
     for name, imgs in images.items():
         write_parquet_config(root, name, imgs)
-    write_card(root, {"I": "data/I/*.parquet", "P": "data/P/*.parquet"})
+    secret = tmp_path / "secret.png"  # a local file a hostile dataset names by a path-only cell
+    secret.write_bytes(image_bytes(9, 1)["img9-0"])
+    (root / "data" / "X").mkdir()
+    cells = pa.array([{"bytes": None, "path": str(secret)}, {"bytes": secret.read_bytes(), "path": None}],
+                     pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+    pq.write_table(pa.table({"key": ["hostile", "fine"], "image": cells}), root / "data" / "X" / "train.parquet")
+    write_card(root, {"I": "data/I/*.parquet", "P": "data/P/*.parquet", "X": "data/X/*.parquet"})
     push_folder(root, REPO)
     first = HfApi(endpoint=hub_env.url, token=WRITE_TOKEN).dataset_info(REPO).sha
     write_parquet_config(root, "I", image_bytes(3, 2))  # the dataset moves on
@@ -53,12 +62,16 @@ print(json.dumps({{
     "pinned": attempt(lambda: SRPairs.from_folder({REPO!r}, "I", revision={first!r}, {kw})),
     "now": attempt(lambda: SRPairs({REPO!r}, config="I", {kw})),
     "wds": attempt(lambda: SRPairs.from_folder({REPO!r}, "I", format="webdataset", {kw})),
+    "hostile": [[k, p is not None] for k, p in hub_reader({REPO!r}, "X").read_shard(0)],
+    "hostile map": [list(r) for r in map(lambda r: [r[0], r[1] is not None],
+                                         (hub_reader({REPO!r}, "X", streaming=False).record(i) for i in range(2)))],
 }}))
 """, client_env(hub_env.url, tmp_path / "client_home", WRITE_TOKEN))
     assert got["id"] == got["map"] == got["from_folder"] == sorted(images["P"])
     assert got["pinned"] == sorted(images["I"])
     assert got["now"] == sorted(image_bytes(3, 2))
     assert "format='parquet'" in got["wds"]
+    assert got["hostile"] == got["hostile map"] == [["hostile", False], ["fine", True]]
 
 
 def test_path_cells_hub_refused_callers_own_read(tmp_path: Path) -> None:

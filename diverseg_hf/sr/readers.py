@@ -38,14 +38,21 @@ from ..sources.published import PUBLISHED_FORMATS, open_published
 KeyedImage = tuple[str, Any]
 
 
-def _payload(key: str, value: Any, where: str) -> Any:
-    """An image cell -> its encoded bytes, or None (no image, or a path that cannot be read).
+class _Cells:
+    """How a reader unpacks image cells: through the one unpacker, path-only cells confined to ``root``
+    (nothing for a Hub dataset) unless the dataset is the caller's own object (``confine=False``: read where
+    they point, as ``datasets`` itself reads them)."""
 
-    The datasets objects handed to a reader are the caller's own: a path-only cell is read where it
-    points (as ``datasets`` itself reads it), by the one file rule.
-    """
-    record = cell_record(key, value, None, where, confine=False)
-    return None if record.error else record.data
+    def __init__(self, root: str | None, confine: bool):
+        self.root, self.confine = root, confine
+
+    def payload(self, key: str, value: Any, where: str) -> Any:
+        """An image cell -> its encoded bytes, or None (no image, or a path not read)."""
+        record = cell_record(key, value, self.root, where, confine=self.confine)
+        return None if record.error else record.data
+
+
+_CALLERS = _Cells(None, confine=False)
 
 
 class MapReader:
@@ -56,8 +63,9 @@ class MapReader:
 
     random_access = True
 
-    def __init__(self, ds: Any, image_column: str = "image", key_column: str = "key"):
+    def __init__(self, ds: Any, image_column: str = "image", key_column: str = "key", cells: _Cells = _CALLERS):
         ds, image_column = undecoded(ds, image_column, "the dataset")
+        self._cells = cells
         self._has_key = key_column in ds.column_names
         self._ds = ds.select_columns([key_column, image_column] if self._has_key else [image_column])
         self._image, self._key = image_column, key_column
@@ -72,7 +80,7 @@ class MapReader:
     def record(self, index: int) -> KeyedImage:
         row = self._ds[int(index)]
         key = str(row[self._key]) if self._has_key else str(index)
-        return key, _payload(key, row[self._image], f"row {index}")
+        return key, self._cells.payload(key, row[self._image], f"row {index}")
 
     def read_shard(self, shard: int) -> Iterator[KeyedImage]:
         yield self.record(shard)
@@ -87,8 +95,10 @@ class StreamingReader:
 
     random_access = False
 
-    def __init__(self, ds: Any, image_column: str = "image", key_column: str = "key", batch_size: int = 32):
+    def __init__(self, ds: Any, image_column: str = "image", key_column: str = "key", batch_size: int = 32,
+                 cells: _Cells = _CALLERS):
         ds, image_column = undecoded(ds, image_column, "the dataset")
+        self._cells = cells
         names = ds.column_names
         self._has_key = names is not None and key_column in names
         self._ds = ds.select_columns([key_column, image_column] if self._has_key else [image_column])
@@ -102,7 +112,7 @@ class StreamingReader:
         for row, example in enumerate(stream_rows(self._ds, shard, self.num_shards, self._batch)):
             raw = example.get(self._key) if self._has_key else None
             key = str(raw) if raw is not None else f"{shard}:{row}"
-            yield key, _payload(key, example[self._image], f"shard {shard} row {row}")
+            yield key, self._cells.payload(key, example[self._image], f"shard {shard} row {row}")
 
 
 class SourceReader:
@@ -182,7 +192,10 @@ def hub_reader(dataset: str, config: str | None = None, split: str = "train", re
     """
     ds, image_column = open_hub(dataset, config, split, resolve_commit(dataset, revision), image_column,
                                 streaming=streaming)
-    return StreamingReader(ds, image_column, key_column) if streaming else MapReader(ds, image_column, key_column)
+    cells = _Cells(dataset if Path(dataset).is_dir() else None, confine=True)  # path cells: only inside a folder
+    if streaming:
+        return StreamingReader(ds, image_column, key_column, cells=cells)
+    return MapReader(ds, image_column, key_column, cells=cells)
 
 
 def dataset_reader(dataset: Any, image_column: str = "image", key_column: str = "key") -> Any:
