@@ -66,3 +66,18 @@ def test_score_blockiness_and_calibrate_see_the_same_images(tricky: Path, tmp_pa
     errors = dict(zip(table.column("origin").to_pylist(), table.column("error").to_pylist()))
     assert errors["pipe.png"] == "unsupported: a FIFO, not a regular file (not opened)"
     assert errors["dangling.png"].startswith("missing: dangling symlink")
+
+
+def test_parquet_shards_are_found_by_the_same_walk(tmp_path: Path):
+    import pyarrow as pa
+
+    from diverseg_hf.sources import open_source
+
+    root = tmp_path / "shards"
+    for rel in ("a.parquet", "sub/B.PARQUET", ".hidden.parquet", ".cache/c.parquet"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"key": [Path(rel).stem], "image": [_png(7)]}), root / rel)
+    os.mkfifo(root / "pipe.parquet")  # never opened: it would block the run
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    keys = [r.key for u in open_source(str(root)).units() for r in u.records()]
+    assert keys == ["a", "B"]

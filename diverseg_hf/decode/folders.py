@@ -106,18 +106,22 @@ def _stat_error(path: str | os.PathLike, exc: OSError) -> ImageError:
     return ImageError("unreadable", exc.strerror or str(exc))
 
 
-def is_image_name(name: str) -> bool:
-    """Whether ``name`` has an image suffix (any case).
+def is_image_name(name: str, suffixes: frozenset[str] = IMAGE_SUFFIXES) -> bool:
+    """Whether ``name`` has one of ``suffixes`` (default: an image suffix), in any case.
 
     Example:
         >>> is_image_name("a.JPEG"), is_image_name("a.txt")
         (True, False)
     """
-    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+    return os.path.splitext(name)[1].lower() in suffixes
 
 
-def list_image_entries(root: str | os.PathLike) -> tuple[list[str], Counter]:
-    """Relative paths of the entries a folder walk takes (sorted like paths), and what it left out."""
+def list_image_entries(root: str | os.PathLike, suffixes: frozenset[str] = IMAGE_SUFFIXES) -> tuple[list[str], Counter]:
+    """Relative paths of the entries a folder walk takes (sorted like paths), and what it left out.
+
+    ``suffixes`` (lower case) names what is taken: images by default; the Parquet and tar sources walk
+    for their shard files by the same rules.
+    """
     root = Path(root)
     found: list[str] = []
     skipped: Counter = Counter()
@@ -141,10 +145,10 @@ def list_image_entries(root: str | os.PathLike) -> tuple[list[str], Counter]:
                     stack.append(rel)
                 else:
                     skipped["directory link into a walked directory"] += 1
-            elif is_image_name(entry.name):
+            elif is_image_name(entry.name, suffixes):
                 found.append(rel)
             else:
-                skipped["no image suffix"] += 1
+                skipped["no image suffix" if suffixes is IMAGE_SUFFIXES else "other suffix"] += 1
     return sorted(found, key=lambda r: r.split("/")), skipped
 
 

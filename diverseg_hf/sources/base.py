@@ -148,7 +148,7 @@ def check_image_column(columns: dict[str, bool], given: str | None, where: str) 
         >>> check_image_column({"key": False}, "img", "f.parquet")
         Traceback (most recent call last):
         ...
-        diverseg_hf.errors.ParameterError: image_column: 'img' is not a column of f.parquet (columns: key)
+        diverseg_hf.errors.ParameterError: image_column 'img' is not a column of f.parquet (columns: key)
     """
     if given is not None:
         if given not in columns:

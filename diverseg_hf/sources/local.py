@@ -37,6 +37,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..decode.folders import list_image_entries
 from ..errors import DiversegError, ParameterError
 from ..keys import KeyCounter, earlier_counts, path_key, printable_name
 from ..storage.shards import iter_tar_samples, parquet_schema
@@ -165,9 +166,12 @@ def _columns(path: str | Path, image_col: str | None, key_column: str | None) ->
 
 
 def files_with_suffix(path: Path, suffix: str) -> list[Path]:
+    """``path`` itself if it is a file, else its ``suffix`` files (any case) by the one folder walk (hidden
+    entries and link loops left out), regular files only."""
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob(f"*{suffix}") if p.is_file())
+    rels, _ = list_image_entries(path, frozenset({suffix}))
+    return [path / rel for rel in rels if (path / rel).is_file()]
 
 
 def _shard_files(path: Path, suffix: str, kind: str,
