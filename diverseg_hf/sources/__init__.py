@@ -1,6 +1,8 @@
 """Sources: open a corpus (folder, Parquet, WebDataset tars, Hub dataset) as stable units of records.
 
-See :mod:`.base` for records and units, :mod:`.folder`, :mod:`.local` and :mod:`.hub` for each kind.
+See :mod:`.base` for records and units (and the one image-cell unpacker and column check),
+:mod:`.folder`, :mod:`.local` and :mod:`.hub` (the one Hub streamer) for each kind, and
+:mod:`.published` for the one reader of a published dataset folder (build, export, SR readers).
 
 Example:
     >>> import tempfile, pathlib
