@@ -88,3 +88,19 @@ def test_path_cells_hub_refused_callers_own_read(tmp_path: Path) -> None:
     own = datasets.Dataset.from_dict({"image": [str(secret)]}).cast_column("image", datasets.Image())
     reader = StreamingReader(own.to_iterable_dataset())
     assert [payload for _, payload in reader.read_shard(0)] == [secret.read_bytes()]
+
+
+def test_one_column_check_for_datasets_objects() -> None:
+    """Image, binary and metadata-less ``{bytes, path}`` columns are image columns; ``image`` is preferred."""
+    import datasets
+
+    from diverseg_hf.errors import DiversegError
+    from diverseg_hf.sources.hub import undecoded
+
+    struct = pa.array([{"bytes": b"x", "path": None}], pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+    assert undecoded(datasets.Dataset(pa.table({"key": ["a"], "image": struct})), None, "d")[1] == "image"
+    assert undecoded(datasets.Dataset.from_dict({"key": ["a"], "jpg": [b"x"]}), None, "d")[1] == "jpg"
+    both = datasets.Dataset.from_dict({"mask": [b"m"], "image": [b"x"]})
+    assert undecoded(both, None, "d")[1] == "image"
+    with pytest.raises(DiversegError, match="no image column"):
+        undecoded(datasets.Dataset.from_dict({"key": ["a"]}), None, "d")

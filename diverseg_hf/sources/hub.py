@@ -67,6 +67,17 @@ def stream_rows(ds: Any, shard: int, num_shards: int, batch_size: int = 32) -> I
             yield dict(zip(names, values))
 
 
+def _holds_images(feature: Any) -> bool:
+    """An ``Image`` feature, binary, or a ``{bytes, path}`` struct written without the Image metadata."""
+    import datasets
+
+    if isinstance(feature, datasets.Image):
+        return True
+    if isinstance(feature, dict):
+        return "bytes" in feature
+    return getattr(feature, "dtype", None) in ("binary", "large_binary")
+
+
 def undecoded(ds: Any, image_col: str | None, where: str) -> tuple[Any, str]:
     """A ``datasets`` dataset whose image column (checked by the one column check) gives encoded bytes.
 
@@ -78,9 +89,7 @@ def undecoded(ds: Any, image_col: str | None, where: str) -> tuple[Any, str]:
     features = ds.features
     if features is None:
         return ds, image_col or IMAGE_COLUMN_NAMES[0]
-    kinds = {name: isinstance(f, datasets.Image) or getattr(f, "dtype", None) in ("binary", "large_binary")
-             for name, f in features.items()}
-    col = check_image_column(kinds, image_col, where)
+    col = check_image_column({name: _holds_images(f) for name, f in features.items()}, image_col, where)
     if isinstance(features[col], datasets.Image):
         ds = ds.cast_column(col, datasets.Image(decode=False))
     return ds, col
