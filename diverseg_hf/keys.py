@@ -2,7 +2,8 @@
 
 WebDataset splits a tar member name at the first dot of its base name, so a key must contain no
 dot. :func:`encode_key` percent-escapes ``%`` and ``.`` only; everything else (including ``/``) is
-kept, so keys stay readable. Since every ``%`` of an encoded name is followed by ``25`` or ``2E``,
+kept, so keys stay readable. Since every ``%`` of an encoded name is followed by ``25``, ``2E`` or a
+byte of a non-UTF-8 name (``80`` to ``FF``, see below),
 the other escapes below can never come out of :func:`encode_key`; they mark keys a source had to
 make unique:
 
@@ -11,6 +12,12 @@ make unique:
 - ``%23`` + n: the n-th time (n >= 2) a source repeats a key (a second tar member ``dup.png`` is
   ``dup%232``);
 - ``%3F``: an empty path segment (a tar member named ``.png`` has the key ``%3F``).
+
+A file name that is not valid UTF-8 reaches Python with its bad bytes as lone surrogates
+(``os.fsdecode``'s ``surrogateescape``): :func:`encode_key` writes each such byte as ``%XX`` (``80`` to
+``FF``, never made by the escapes above), so the key is valid UTF-8, unique, and decodes back to the
+same name (the file ``b"bad\\xff.png"`` has the key ``bad%FF%2Epng``). :func:`printable_name` does the same for the
+names written beside keys (origins, TSV paths).
 
 :func:`decode_key` turns a key back into the name it was made from (``%40`` reads as the dot it
 replaced; a repeat mark is dropped, giving the key the source repeated).
@@ -26,18 +33,33 @@ Example:
 
 from __future__ import annotations
 
+import re
+
 from .errors import DiversegError
 
 SUFFIX_MARK = "%40"
 REPEAT_MARK = "%23"
 EMPTY_SEGMENT = "%3F"
+_RAW_BYTE = re.compile("[\udc80-\udcff]")  # a byte of a non-UTF-8 file name, surrogate-escaped
+_ESCAPE = re.compile("%(25|2E|[89A-F][0-9A-F])")
 
 
 def encode_key(raw: str) -> str:
     """Escape ``%`` and ``.`` so the key has no dot and can be decoded back exactly."""
     if not raw:
         raise DiversegError("a record key must not be empty")
-    return raw.replace("%", "%25").replace(".", "%2E")
+    return printable_name(raw.replace("%", "%25").replace(".", "%2E"))
+
+
+def printable_name(name: str) -> str:
+    """``name`` with each surrogate-escaped byte of a non-UTF-8 file name written ``%XX``: always encodable.
+
+    Example:
+        >>> import os
+        >>> printable_name(os.fsdecode(b"bad\\xff.png"))
+        'bad%FF.png'
+    """
+    return _RAW_BYTE.sub(lambda m: f"%{ord(m.group()) - 0xDC00:02X}", name)
 
 
 def decode_key(key: str) -> str:
@@ -49,7 +71,12 @@ def decode_key(key: str) -> str:
     """
     key = key.split(REPEAT_MARK, 1)[0]
     key = key.replace(EMPTY_SEGMENT, "").replace(SUFFIX_MARK, ".")
-    return key.replace("%2E", ".").replace("%25", "%")
+    return _ESCAPE.sub(_unescape, key)
+
+
+def _unescape(match: re.Match) -> str:
+    code = match.group(1)
+    return {"25": "%", "2E": "."}.get(code) or chr(0xDC00 + int(code, 16))
 
 
 def suffixed_key(stem: str, suffix: str) -> str:

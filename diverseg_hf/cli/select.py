@@ -61,7 +61,7 @@ def _select(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output_dir("out", args.out, {"scores": args.scores})
+    check_output_dir("out", args.out, {"score table": args.scores})
     with folder_lock(args.out):  # one writer at a time; a read-only folder fails here, before any work
         result = _select(args)
     print(f"select: {result}; thetas {result.thetas}", file=sys.stderr)

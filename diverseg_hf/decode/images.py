@@ -38,6 +38,8 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
 from .containers import check_container
+from .folders import IMAGE_SUFFIXES as IMAGE_SUFFIXES
+from .folders import MAX_FILE_BYTES, read_file, walk_images
 from .jpeg import JPEG_MAGIC, cmyk_to_rgb, decode_jpeg, jpeg_size
 from .png import decode_png
 
@@ -45,11 +47,6 @@ ImageLike = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | n
 
 #: Default pixel limit (width * height): the value of Pillow's decompression-bomb warning threshold.
 MAX_PIXELS: int = 89_478_485
-
-#: File suffixes treated as images when walking folders (compared case-insensitively).
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".gif"}
-)
 
 # OpenCV's BGR2GRAY for 8-bit images: 15-bit fixed point with rounding (R, G, B weights).
 _GRAY_WEIGHTS = (9798, 19235, 3735)
@@ -65,18 +62,21 @@ class ImageInfo:
     format: str
 
 
-def read_bytes(image: str | os.PathLike | bytes | bytearray | memoryview) -> bytes:
-    """Return the encoded bytes of a path or bytes-like object, untouched."""
+def read_bytes(image: str | os.PathLike | bytes | bytearray | memoryview, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """Return the encoded bytes of a path or bytes-like object, untouched.
+
+    A path is read by the one file rule (:func:`~diverseg_hf.decode.folders.read_file`): only a regular
+    file of at most ``max_bytes`` (checked before reading); anything else is an :class:`ImageError`.
+
+    Example:
+        >>> read_bytes("/dev/zero")
+        Traceback (most recent call last):
+        ...
+        diverseg_hf.errors.ImageError: unsupported: a character device, not a regular file (not opened)
+    """
     if isinstance(image, (bytes, bytearray, memoryview)):
         return bytes(image)
-    try:
-        return Path(image).read_bytes()
-    except FileNotFoundError as exc:
-        raise ImageError("missing", f"no such file: {image}") from exc
-    except IsADirectoryError as exc:
-        raise ImageError("unreadable", f"is a directory: {image}") from exc
-    except OSError as exc:
-        raise ImageError("unreadable", str(exc)) from exc
+    return read_file(image, max_bytes)
 
 
 def too_large(width: int, height: int, max_pixels: int) -> ImageError:
@@ -304,19 +304,25 @@ def decode_gray(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
 
 def find_image_files(paths: list[str | os.PathLike]) -> list[Path]:
-    """Expand files and folders (recursively) into a sorted list of image files.
+    """Expand files and folders into a list of image files: folders by the one folder walk of ``score``.
 
-    Suffixes are matched case-insensitively against :data:`IMAGE_SUFFIXES`; files named explicitly
-    are kept whatever their suffix. A path that does not exist raises ``FileNotFoundError``.
+    A folder is walked by :func:`~diverseg_hf.decode.folders.walk_images` (image suffixes in any
+    case, hidden entries and link loops left out and logged, sorted like paths; special files are kept
+    and refused when read); files named explicitly are kept whatever their suffix. A path that does not
+    exist raises ``FileNotFoundError``.
+
+    Example:
+        >>> find_image_files(["/no/such/folder"])
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: no such file or folder: /no/such/folder
     """
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            )
-        elif path.exists():
+            found.extend(path / rel for rel in walk_images(path))
+        elif path.exists() or path.is_symlink():
             found.append(path)
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")

@@ -33,6 +33,7 @@ import numpy as np
 from ..decode.images import ImageLike, decode_gray, find_image_files
 from ..errors import DiversegError, ImageError, check_at_least
 from ..files import write_atomic
+from ..keys import printable_name
 from .kernel import BLOCK, variation_sums
 
 #: Fewest 8x8 blocks per dimension for which B is defined (the summed range 2..n-2 must be non-empty).
@@ -236,7 +237,7 @@ def write_blockiness_tsv(
     def write(sink: TextIO) -> None:
         pairs = zip(files, iter_blockiness((str(f) for f in files), workers=workers))
         for path, result in monitor(pairs, len(files)) if monitor else pairs:
-            sink.write(tsv_line(path, result))
+            sink.write(tsv_line(printable_name(str(path)), result))
             summary.add(result)
 
     if output is None or hasattr(output, "write"):

@@ -37,6 +37,7 @@ from tqdm import tqdm
 from ..decode.images import decode_rgb, find_image_files, read_bytes
 from ..errors import DiversegError, ImageError, check_at_least
 from ..files import write_bytes_atomic
+from ..keys import printable_name
 from ..version import __version__
 from .basis import Basis
 from .blockiness import BlockinessResult, score_image
@@ -151,7 +152,7 @@ def calibrate(
     examples: list[str] = []
     results = _iter_scores(files, qualities, workers)
     for path, by_quality in tqdm(zip(files, results), total=len(files), unit="img", desc="calibrate"):
-        rel = path.relative_to(root).as_posix()
+        rel = printable_name(path.relative_to(root).as_posix())
         for q, result in by_quality.items():
             if result.ok:
                 lines[q].append(f"{rel}\t{result.value!r}\n")

@@ -1,6 +1,8 @@
 """Sources: open a corpus (folder, Parquet, WebDataset tars, Hub dataset) as stable units of records.
 
-See :mod:`.base` for records and units, :mod:`.folder`, :mod:`.local` and :mod:`.hub` for each kind.
+See :mod:`.base` for records and units (and the one image-cell unpacker and column check),
+:mod:`.folder`, :mod:`.local` and :mod:`.hub` (the one Hub streamer) for each kind, and
+:mod:`.published` for the one reader of a published dataset folder (build, export, SR readers).
 
 Example:
     >>> import tempfile, pathlib
@@ -16,9 +18,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..decode.folders import list_image_entries
 from ..errors import DiversegError, check_at_least
 from .base import Record, Source, Unit
-from .folder import FolderSource, FolderUnit, list_entries, open_folder
+from .folder import FolderSource, FolderUnit, open_folder
 from .hub import HubSource, HubUnit, open_hub_source
 from .local import (
     ParquetSource,
@@ -53,16 +56,26 @@ def detect_kind(spec: str) -> str:
             return "webdataset"
         raise DiversegError(f"{spec}: a source file must be .parquet or .tar; give a folder for images")
     if path.is_dir():
-        if list_entries(path)[0]:
+        if list_image_entries(path)[0]:
             return "folder"
         if files_with_suffix(path, ".parquet"):
             return "parquet"
         if files_with_suffix(path, ".tar"):
             return "webdataset"
         return "folder"  # reported as "no image files found"
-    if _HUB_ID.match(spec) and not spec.startswith((".", "/", "~")):
+    if is_hub_id(spec):
         return "hub"
     raise DiversegError(f"no such file or folder: {spec}")
+
+
+def is_hub_id(spec: str) -> bool:
+    """Whether ``spec`` is spelled like a Hub dataset id (``org/name``), not a local path.
+
+    Example:
+        >>> is_hub_id("me/mysubset"), is_hub_id("./data/x"), is_hub_id("a/b/c")
+        (True, False, False)
+    """
+    return bool(_HUB_ID.match(spec)) and not spec.startswith((".", "/", "~"))
 
 
 def open_source(
@@ -134,6 +147,7 @@ __all__ = [
     "Unit",
     "WebDatasetSource",
     "detect_kind",
+    "is_hub_id",
     "open_source",
     "reopen_source",
 ]

@@ -1,14 +1,10 @@
 """Folder sources: every entry named like an image gets exactly one record, whatever it is on disk.
 
-The folder is walked recursively in sorted order. An entry is taken when its name has an image
-suffix (:data:`diverseg_hf.decode.images.IMAGE_SUFFIXES`, any case), whatever its type: a regular file is
-read; a dangling symlink, a symlink loop, a FIFO, a socket or a device gets a record with an error
-and is never opened (a FIFO would block the run); an unreadable file says ``permission denied``.
-Not taken (counted and logged, never in silence): hidden entries (a name starting with ``.``, as
-``datasets`` ignores them; this skips ``.DS_Store``, ``._x.png`` resource forks and the work files of
-a dataset folder), entries without an image suffix, directory links into the folder itself or into
-a directory already walked (a link loop, or a second way to the same images), and the contents of a
-sub-folder that cannot be listed (``unlistable directory (permission denied)``).
+The folder is walked by the one folder walk (:func:`diverseg_hf.decode.folders.list_image_entries`:
+image suffixes in any case, hidden entries, entries without an image suffix and link loops left out and
+logged) and every entry is read by the one file rule (:func:`diverseg_hf.decode.folders.read_file`): a
+regular file within the size limit is read; a dangling symlink, a symlink loop, a FIFO, a socket, a
+device or a file over the limit gets a record with an error and is never read.
 
 Keys: the relative path without suffix, or with its suffix marked (``a%40png``) where another file
 shares the path without suffix (:func:`diverseg_hf.keys.suffixed_key`): distinct by construction.
@@ -23,24 +19,16 @@ Example:
 
 from __future__ import annotations
 
-import errno
-import logging
 import os
-import stat
 from collections import Counter
 from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..decode.images import IMAGE_SUFFIXES
+from ..decode.folders import read_file, walk_images
 from ..errors import DiversegError, ImageError
-from ..keys import encode_key, suffixed_key
+from ..keys import encode_key, printable_name, suffixed_key
 from .base import Record, Source, Unit
-
-logger = logging.getLogger(__name__)
-
-_SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-            (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"))
 
 
 @dataclass(frozen=True)
@@ -52,120 +40,16 @@ class FolderUnit(Unit):
     def _iter(self, keys: Container[str] | None) -> Iterator[Record]:
         for rel, key in zip(self.files, self.keys):
             if keys is not None and key not in keys:  # skip unread; yields an empty placeholder
-                yield Record(key, b"", rel)
+                yield Record(key, b"", printable_name(rel))
                 continue
             try:
-                yield Record(key, read_entry(Path(self.root) / rel), rel)
+                yield Record(key, read_file(Path(self.root) / rel), printable_name(rel))
             except ImageError as exc:
-                yield Record(key, b"", rel, error=exc.reason)
+                yield Record(key, b"", printable_name(rel), error=exc.reason)
 
 
 class FolderSource(Source):
     kind = "folder"
-
-
-def read_entry(path: Path) -> bytes:
-    """The bytes of a regular file; anything else raises :class:`ImageError` without being opened.
-
-    Example:
-        >>> read_entry(Path("/no/such.png"))
-        Traceback (most recent call last):
-        ...
-        diverseg_hf.errors.ImageError: missing: no such file
-    """
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise _stat_error(path, exc) from None
-    _check_regular(mode)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise _stat_error(path, exc) from None
-    with os.fdopen(fd, "rb") as fh:
-        _check_regular(os.fstat(fh.fileno()).st_mode)  # replaced since the stat: still never read
-        try:
-            return fh.read()
-        except OSError as exc:
-            raise ImageError("unreadable", exc.strerror or str(exc)) from None
-
-
-def _check_regular(mode: int) -> None:
-    for test, what in _SPECIAL:
-        if test(mode):
-            raise ImageError("unsupported", f"{what}, not a regular file (not opened)")
-    if not stat.S_ISREG(mode):
-        raise ImageError("unsupported", "not a regular file (not opened)")
-
-
-def _stat_error(path: Path, exc: OSError) -> ImageError:
-    if exc.errno == errno.ENOENT:
-        if os.path.islink(path):
-            return ImageError("missing", f"dangling symlink to {os.readlink(path)}")
-        return ImageError("missing", "no such file")
-    if exc.errno == errno.ELOOP:
-        return ImageError("unreadable", "symlink loop")
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return ImageError("unreadable", "permission denied")
-    return ImageError("unreadable", exc.strerror or str(exc))
-
-
-def _is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
-
-
-def list_entries(root: Path) -> tuple[list[str], Counter]:
-    """Relative paths of the entries a folder source takes (sorted like paths), and what it left out."""
-    found: list[str] = []
-    skipped: Counter = Counter()
-    walked = {os.path.realpath(root)}
-    stack = [""]
-    while stack:
-        rel_dir = stack.pop()
-        try:
-            entries = sorted(os.scandir(root / rel_dir), key=lambda e: e.name)
-        except OSError as exc:
-            if not rel_dir:
-                raise DiversegError(f"cannot list {root}: {exc.strerror or exc}") from None
-            skipped[f"unlistable directory ({(exc.strerror or str(exc)).lower()})"] += 1
-            continue
-        for entry in entries:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            if entry.name.startswith("."):
-                skipped["hidden"] += 1
-            elif _is_dir(entry):
-                if _first_visit(entry, walked):
-                    stack.append(rel)
-                else:
-                    skipped["directory link into a walked directory"] += 1
-            elif _is_image_name(entry.name):
-                found.append(rel)
-            else:
-                skipped["no image suffix"] += 1
-    return sorted(found, key=lambda r: r.split("/")), skipped
-
-
-def _is_dir(entry: os.DirEntry) -> bool:
-    """A directory or a link to one (a dangling link or a link loop is not)."""
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
-
-
-def _within(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
-
-
-def _first_visit(entry: os.DirEntry, walked: set[str]) -> bool:
-    """False for a directory link into (or above) the folder or a directory already walked by a link."""
-    if not entry.is_symlink():
-        return True
-    real = os.path.realpath(entry.path)
-    if any(_within(real, w) or _within(w, real) for w in walked):
-        return False
-    walked.add(real)
-    return True
 
 
 def folder_keys(rels: list[str]) -> list[str]:
@@ -176,9 +60,7 @@ def folder_keys(rels: list[str]) -> list[str]:
 
 
 def open_folder(root: Path, unit_size: int) -> FolderSource:
-    rels, skipped = list_entries(root)
-    if skipped:
-        logger.warning("%s: left out %s", root, ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
+    rels = walk_images(root)
     if not rels:
         raise DiversegError(f"no image files found under {root}")
     keys = folder_keys(rels)

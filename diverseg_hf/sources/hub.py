@@ -22,10 +22,11 @@ import re
 from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import DiversegError, ParameterError
 from ..keys import KeyCounter, path_key
-from .base import IMAGE_COLUMN_NAMES, KEY_COLUMN_NAMES, Record, Source, Unit, cell_record
+from .base import IMAGE_COLUMN_NAMES, KEY_COLUMN_NAMES, Record, Source, Unit, cell_record, check_image_column
 
 logger = logging.getLogger(__name__)
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -44,14 +45,54 @@ class HubUnit(Unit):
 
     def _iter(self, keys: Container[str] | None) -> Iterator[Record]:
         ds, image_col = open_hub(self.dataset, self.config, self.split, self.revision, self.image_column)
-        if self.num_shards > 1:
-            ds = ds.shard(num_shards=self.num_shards, index=self.shard)
         unique = KeyCounter()
-        for row, example in enumerate(ds):
+        root = self.dataset if Path(self.dataset).is_dir() else None  # path cells: only inside a local folder
+        for row, example in enumerate(stream_rows(ds, self.shard, self.num_shards)):
             raw_key = example.get(self.key_column) if self.key_column else None
             key = path_key(str(raw_key)) if raw_key is not None else f"{self.shard:05d}-{row:08d}"
             origin = f"{self.dataset}:{self.split}#shard={self.shard}&row={row}"
-            yield cell_record(unique(key), example[image_col], None, origin)
+            yield cell_record(unique(key), example[image_col], root, origin)
+
+
+def stream_rows(ds: Any, shard: int, num_shards: int, batch_size: int = 32) -> Iterator[dict[str, Any]]:
+    """The one Hub streamer: the rows of shard ``shard`` of ``num_shards`` of a streaming dataset, in order.
+
+    ``IterableDataset.iter`` (unlike ``__iter__``) does not split shards again inside a DataLoader
+    worker, so the SR readers stream with it too.
+    """
+    part = ds.shard(num_shards=num_shards, index=shard, contiguous=True) if num_shards > 1 else ds
+    for batch in part.iter(batch_size=batch_size):
+        names = list(batch)
+        for values in zip(*(batch[n] for n in names)):
+            yield dict(zip(names, values))
+
+
+def _holds_images(feature: Any) -> bool:
+    """An ``Image`` feature, binary, or a ``{bytes, path}`` struct written without the Image metadata."""
+    import datasets
+
+    if isinstance(feature, datasets.Image):
+        return True
+    if isinstance(feature, dict):
+        return "bytes" in feature
+    return getattr(feature, "dtype", None) in ("binary", "large_binary")
+
+
+def undecoded(ds: Any, image_col: str | None, where: str) -> tuple[Any, str]:
+    """A ``datasets`` dataset whose image column (checked by the one column check) gives encoded bytes.
+
+    An ``Image`` column is cast to ``Image(decode=False)`` (rows carry ``{bytes, path}``, never a decoded
+    image). A streaming dataset whose features are unknown is taken at its word (``image_col``).
+    """
+    import datasets
+
+    features = ds.features
+    if features is None:
+        return ds, image_col or IMAGE_COLUMN_NAMES[0]
+    col = check_image_column({name: _holds_images(f) for name, f in features.items()}, image_col, where)
+    if isinstance(features[col], datasets.Image):
+        ds = ds.cast_column(col, datasets.Image(decode=False))
+    return ds, col
 
 
 class HubSource(Source):
@@ -77,27 +118,17 @@ def resolve_commit(dataset: str, revision: str | None) -> str | None:
                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
 
-def open_hub(dataset: str, config: str | None, split: str, revision: str | None, image_column: str | None):
+def open_hub(dataset: str, config: str | None, split: str, revision: str | None, image_column: str | None,
+             streaming: bool = True) -> tuple[Any, str]:
+    """``load_dataset`` (streaming by default) with its image column checked and left undecoded."""
     import datasets
 
     try:
-        ds = datasets.load_dataset(dataset, config, split=split, streaming=True, revision=revision)
+        ds = datasets.load_dataset(dataset, config, split=split, streaming=streaming, revision=revision)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise DiversegError(f"cannot open dataset {dataset!r}: {type(exc).__name__}: {first}") from None
-    features = ds.features or {}
-    if image_column is not None and image_column not in features:
-        raise ParameterError("image_column", f"{image_column!r} is not a column of {dataset!r} "
-                                             f"(columns: {', '.join(features)})")
-    col = image_column
-    if col is None:
-        images = [n for n, f in features.items() if isinstance(f, datasets.Image)]
-        col = images[0] if images else next((n for n in IMAGE_COLUMN_NAMES if n in features), None)
-    if col is None:
-        raise DiversegError(f"dataset {dataset!r} has no image column (columns: {list(features)})")
-    if isinstance(features[col], datasets.Image):
-        ds = ds.cast_column(col, datasets.Image(decode=False))
-    return ds, col
+    return undecoded(ds, image_column, repr(dataset))
 
 
 def open_hub_source(spec: str, config: str | None, split: str, revision: str | None,

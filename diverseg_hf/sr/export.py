@@ -52,7 +52,7 @@ from PIL import Image
 from ..decode.images import decode_rgb, probe
 from ..errors import DiversegError, ImageError, require
 from ..files import TEMP_GLOB, temp_target, write_atomic, write_bytes_atomic, write_json_atomic
-from ..storage import DatasetDir, iter_parquet_rows, parquet_schema
+from ..sources.published import open_published
 from . import basicsr
 from .evaluate import modcrop
 from .imresize import imresize
@@ -107,17 +107,6 @@ class ExportReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _published_images(dataset_dir: Path, config: str, with_images: bool = True) -> Iterator[dict[str, Any]]:
-    """Rows ``{"key", "image": {"bytes", "path"}}`` of the config's Parquet shards (keys only if not
-    ``with_images``). The one place that reads the published folder."""
-    columns = ["key", "image"] if with_images else ["key"]
-    for path in DatasetDir(dataset_dir).parquet_shards(config):
-        names = parquet_schema(path).names
-        if missing := [c for c in columns if c not in names]:
-            raise DiversegError(f"{path}: no column {missing[0]!r}; columns: {names}")
-        yield from iter_parquet_rows(path, columns=columns, batch_size=32)
-
-
 def resolve_dataset(dataset: str | os.PathLike, config: str) -> Path:
     """A local published folder as is; a Hub dataset id downloaded (only ``data/<config>/*.parquet``)."""
     path = Path(dataset)
@@ -154,9 +143,13 @@ def _outputs(plan: Plan, name: str, height: int, width: int) -> tuple[list[Path]
     return files, subs
 
 
-def export_one(plan: Plan, key: str, name: str, data: bytes | None, hint: str | None) -> Done:
-    """Write one image's files (those not there yet); a bad image is a ``Done`` with ``error``."""
+def export_one(plan: Plan, key: str, name: str, data: bytes | None, hint: str | None,
+               error: str | None = None) -> Done:
+    """Write one image's files (those not there yet); a bad image (or a record read with ``error``) is a
+    ``Done`` with ``error``."""
     try:
+        if error:
+            raise ImageError(*error.split(": ", 1))
         if not data:
             raise ImageError("missing", "record has no image bytes")
         height, width = _size_of(data)
@@ -308,16 +301,16 @@ def export_basicsr(
     if lmdb:
         require("lmdb", "lmdb")
     root = resolve_dataset(dataset, config)
-    names = basicsr.safe_names(str(row["key"]) for row in _published_images(root, config, with_images=False))
+    source = open_published(root, config)  # the one reader of a published folder
+    names = basicsr.safe_names(source.record_keys())
     plan = Plan(Path(out), scales, tuple(subimages) if subimages else None)
     settings = {"config": config, "scales": list(scales), "subimages": list(subimages) if subimages else None}
     for leftover in _own_temps(plan, set(names.values())):  # half-written files of a killed run
         leftover.unlink()
     _check_settings(plan.out, settings)
     tasks = (
-        (plan, str(row["key"]), names[str(row["key"])], (row["image"] or {}).get("bytes"),
-         (row["image"] or {}).get("path"))
-        for row in _published_images(root, config)
+        (plan, record.key, names[record.key], record.data, record.extra.get("path"), record.error)
+        for unit in source.units() for record in unit.records()
     )
     from tqdm import tqdm
 

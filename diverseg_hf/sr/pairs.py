@@ -80,8 +80,9 @@ import numpy as np
 from ..decode.containers import PNG_MAGIC
 from ..decode.images import decode_rgb, probe, read_bytes
 from ..errors import DiversegError, ImageError, require
+from ..sources import is_hub_id
 from . import partial, patches
-from .readers import dataset_reader, folder_reader
+from .readers import dataset_reader, folder_reader, hub_reader
 
 torch = require("torch", "sr")
 
@@ -162,7 +163,8 @@ class SRPairs(torch.utils.data.IterableDataset):
 
     Args:
         dataset: ``datasets.Dataset`` or streaming ``datasets.IterableDataset`` (unsplit), with an
-            image column (``image_column``) and optionally a key column (``key_column``).
+            image column (``image_column``) and optionally a key column (``key_column``); or a Hub
+            dataset id / local dataset folder (see ``config`` below).
         scale: SR factor; ``patch_size`` must be a multiple of it.
         seed: base seed of the epoch orders, crops and augmentations.
         rank, world_size: this process's place among the training processes; default from
@@ -175,6 +177,9 @@ class SRPairs(torch.utils.data.IterableDataset):
             :mod:`~diverseg_hf.sr.partial` for what is then not checked); ``lr_from="patch"`` only.
         dtype: ``"float32"`` (levels / 255, in [0, 1]) or ``"uint8"`` (the levels): a quarter of the bytes
             DataLoader workers hand over; ``x.float().div_(255)`` on the GPU gives the float32 output exactly.
+        config, split, revision, streaming: where ``dataset`` is a Hub dataset id (``"me/mysubset"``) or a
+            local dataset folder: the config (subset) and split to read, the revision (pinned to its
+            commit when opened) and whether to stream (default) or download first.
     """
 
     def __init__(
@@ -195,6 +200,10 @@ class SRPairs(torch.utils.data.IterableDataset):
         output_names: tuple[str, str] = ("lr", "hr"),
         partial_decode: bool = False,
         dtype: str = "float32",
+        config: str | None = None,
+        split: str = "train",
+        revision: str | None = None,
+        streaming: bool = True,
     ):
         super().__init__()
         if int(scale) != scale or scale < 1:
@@ -215,7 +224,10 @@ class SRPairs(torch.utils.data.IterableDataset):
             raise DiversegError("give both rank and world_size, or neither")
         if world_size is not None and not 0 <= rank < world_size:
             raise DiversegError(f"rank must be in [0, world_size={world_size}), got {rank}")
-        self.reader = dataset_reader(dataset, image_column, key_column)
+        if isinstance(dataset, (str, os.PathLike)):  # a Hub id or a local dataset folder, through the Hub streamer
+            self.reader = hub_reader(str(dataset), config, split, revision, streaming, image_column, key_column)
+        else:
+            self.reader = dataset_reader(dataset, image_column, key_column)
         self.scale, self.patch_size, self.seed = int(scale), int(patch_size), int(seed)
         self.pairs_per_image, self.augment, self.shuffle_buffer = pairs_per_image, augment, shuffle_buffer
         self._rank, self._world = rank, world_size
@@ -242,7 +254,14 @@ class SRPairs(torch.utils.data.IterableDataset):
             Traceback (most recent call last):
             ...
             diverseg_hf.errors.DiversegError: no train-*.tar shards in /nonexistent/wds/I
+
+        ``path`` may also be a Hub dataset id (``"me/mysubset"``): its config is streamed through the one Hub
+        streamer (``revision=`` and ``streaming=`` pass through), as ``SRPairs("me/mysubset", config=...)``.
         """
+        if format != "basicsr" and not os.path.exists(path) and is_hub_id(str(path)):
+            if format != "parquet":
+                raise DiversegError(f"a Hub dataset is read through its configs: use format='parquet', not {format!r}")
+            return cls(str(path), config=config, split=split, **kwargs)
         return cls(folder_reader(path, config, format, split), **kwargs)
 
     # -- layout ---------------------------------------------------------------------------------------

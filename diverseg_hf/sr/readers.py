@@ -2,14 +2,17 @@
 
 A *reader* exposes ``num_shards`` and ``read_shard(i)``, an iterator over ``(key, payload)`` in a
 fixed order; map-style readers also offer ``len()`` and ``record(i)`` (random access). The payload is
-whatever :func:`diverseg_hf.decode.images.decode_rgb` accepts: the ORIGINAL encoded bytes where the source
-has them (``datasets`` Image columns are cast to ``Image(decode=False)``), a file path, or, for
-sources that only hold decoded images, a PIL image. ``None`` marks a record without an image.
+the ORIGINAL encoded bytes (``datasets`` Image columns are cast to ``Image(decode=False)``), or
+``None`` for a record without a readable image (SRPairs counts it as skipped).
 
-Supported: a map-style ``datasets.Dataset``, a streaming ``datasets.IterableDataset`` (one shard per
-``num_shards``), a published folder (``data/<config>/<split>-*.parquet`` or
-``wds/<config>/<split>-*.tar``) and a folder written by ``diverseg export --format basicsr`` (its
-``HR/`` images, keyed back through ``key_map.jsonl``).
+Every reader goes through the package's one spelling of each contract: a published folder
+(``data/<config>/<split>-*.parquet`` or ``wds/<config>/<split>-*.tar``) through
+:func:`diverseg_hf.sources.published.open_published`, a Hub dataset id through the one Hub streamer
+(:func:`diverseg_hf.sources.hub.open_hub`, :func:`~diverseg_hf.sources.hub.stream_rows`), image cells
+through the one unpacker (:func:`diverseg_hf.sources.base.cell_record`) and the image column through
+the one column check. Also supported: a map-style ``datasets.Dataset``, a streaming
+``datasets.IterableDataset`` (one shard per ``num_shards``) and a folder written by ``diverseg export
+--format basicsr`` (its HR originals, keyed back through ``key_map.jsonl``).
 
 Example:
     >>> import datasets
@@ -26,29 +29,30 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DiversegError
-from ..storage import DatasetDir, iter_parquet_rows, iter_tar_samples, parquet_schema
+from ..sources import Source
+from ..sources.base import cell_record
+from ..sources.hub import open_hub, resolve_commit, stream_rows, undecoded
+from ..sources.published import PUBLISHED_FORMATS, open_published
 
 #: What a reader yields per image: (key, payload for decode_rgb or None).
 KeyedImage = tuple[str, Any]
 
 
-def _payload(value: Any) -> Any:
-    """An image cell (Image(decode=False) dict, bytes, path or PIL image) -> decode_rgb input or None."""
-    if isinstance(value, dict):
-        return value.get("bytes") or value.get("path")
-    return value
+class _Cells:
+    """How a reader unpacks image cells: through the one unpacker, path-only cells confined to ``root``
+    (nothing for a Hub dataset) unless the dataset is the caller's own object (``confine=False``: read where
+    they point, as ``datasets`` itself reads them)."""
+
+    def __init__(self, root: str | None, confine: bool):
+        self.root, self.confine = root, confine
+
+    def payload(self, key: str, value: Any, where: str) -> Any:
+        """An image cell -> its encoded bytes, or None (no image, or a path not read)."""
+        record = cell_record(key, value, self.root, where, confine=self.confine)
+        return None if record.error else record.data
 
 
-def _undecoded(ds: Any, image_column: str) -> Any:
-    """Cast a ``datasets`` Image column to ``decode=False`` so rows carry the original bytes."""
-    import datasets
-
-    if image_column not in (ds.column_names or [image_column]):
-        raise DiversegError(f"dataset has no column {image_column!r}; columns: {ds.column_names}")
-    features = ds.features
-    if features is not None and isinstance(features.get(image_column), datasets.Image):
-        ds = ds.cast_column(image_column, datasets.Image(decode=False))
-    return ds
+_CALLERS = _Cells(None, confine=False)
 
 
 class MapReader:
@@ -59,8 +63,9 @@ class MapReader:
 
     random_access = True
 
-    def __init__(self, ds: Any, image_column: str = "image", key_column: str = "key"):
-        ds = _undecoded(ds, image_column)
+    def __init__(self, ds: Any, image_column: str = "image", key_column: str = "key", cells: _Cells = _CALLERS):
+        ds, image_column = undecoded(ds, image_column, "the dataset")
+        self._cells = cells
         self._has_key = key_column in ds.column_names
         self._ds = ds.select_columns([key_column, image_column] if self._has_key else [image_column])
         self._image, self._key = image_column, key_column
@@ -75,22 +80,25 @@ class MapReader:
     def record(self, index: int) -> KeyedImage:
         row = self._ds[int(index)]
         key = str(row[self._key]) if self._has_key else str(index)
-        return key, _payload(row[self._image])
+        return key, self._cells.payload(key, row[self._image], f"row {index}")
 
     def read_shard(self, shard: int) -> Iterator[KeyedImage]:
         yield self.record(shard)
 
 
 class StreamingReader:
-    """A streaming ``datasets.IterableDataset``; shard ``i`` is ``ds.shard(num_shards, i)``.
+    """A streaming ``datasets.IterableDataset``; shard ``i`` is ``ds.shard(num_shards, i)``, read by the one
+    Hub streamer.
 
     Pass the dataset before any ``split_dataset_by_node``: SRPairs does the splitting itself.
     """
 
     random_access = False
 
-    def __init__(self, ds: Any, image_column: str = "image", key_column: str = "key", batch_size: int = 32):
-        ds = _undecoded(ds, image_column)
+    def __init__(self, ds: Any, image_column: str = "image", key_column: str = "key", batch_size: int = 32,
+                 cells: _Cells = _CALLERS):
+        ds, image_column = undecoded(ds, image_column, "the dataset")
+        self._cells = cells
         names = ds.column_names
         self._has_key = names is not None and key_column in names
         self._ds = ds.select_columns([key_column, image_column] if self._has_key else [image_column])
@@ -101,56 +109,28 @@ class StreamingReader:
         return int(self._ds.num_shards)
 
     def read_shard(self, shard: int) -> Iterator[KeyedImage]:
-        part = self._ds.shard(num_shards=self.num_shards, index=shard, contiguous=True)
-        row = 0
-        # .iter() (unlike __iter__) does not split shards again when called inside a DataLoader worker.
-        for batch in part.iter(batch_size=self._batch):
-            keys = batch[self._key] if self._has_key else [None] * len(batch[self._image])
-            for key, value in zip(keys, batch[self._image]):
-                yield (str(key) if key is not None else f"{shard}:{row}"), _payload(value)
-                row += 1
+        for row, example in enumerate(stream_rows(self._ds, shard, self.num_shards, self._batch)):
+            raw = example.get(self._key) if self._has_key else None
+            key = str(raw) if raw is not None else f"{shard}:{row}"
+            yield key, self._cells.payload(key, example[self._image], f"shard {shard} row {row}")
 
 
-class ParquetFolderReader:
-    """Parquet shards of a published folder, read with pyarrow (one shard per file)."""
+class SourceReader:
+    """A :class:`~diverseg_hf.sources.Source` (a published folder): one shard per unit; a record read with an
+    error gives ``None``."""
 
     random_access = False
 
-    def __init__(self, files: list[Path], image_column: str = "image", key_column: str = "key"):
-        self.files = files
-        self._image, self._key = image_column, key_column
+    def __init__(self, source: Source):
+        self._units = source.units()
 
     @property
     def num_shards(self) -> int:
-        return len(self.files)
+        return len(self._units)
 
     def read_shard(self, shard: int) -> Iterator[KeyedImage]:
-        path = self.files[shard]
-        names = parquet_schema(path).names
-        if self._image not in names:
-            raise DiversegError(f"{path}: no column {self._image!r}; columns: {names}")
-        has_key = self._key in names
-        columns = [self._key, self._image] if has_key else [self._image]
-        for row, cells in enumerate(iter_parquet_rows(path, columns, batch_size=64)):
-            key = cells.get(self._key) if has_key else None
-            yield (str(key) if key is not None else f"{path.stem}:{row}"), _payload(cells[self._image])
-
-
-class TarFolderReader:
-    """WebDataset tar shards of a published folder (``<key>.<ext>`` + ``<key>.json``)."""
-
-    random_access = False
-
-    def __init__(self, files: list[Path]):
-        self.files = files
-
-    @property
-    def num_shards(self) -> int:
-        return len(self.files)
-
-    def read_shard(self, shard: int) -> Iterator[KeyedImage]:
-        for sample in iter_tar_samples(self.files[shard]):
-            yield sample.key, sample.data
+        for record in self._units[shard].records():
+            yield record.key, None if record.error else record.data
 
 
 class ExportFolderReader:
@@ -186,7 +166,7 @@ class ExportFolderReader:
 
 def folder_reader(
     path: str | os.PathLike, config: str, format: str = "parquet", split: str = "train"
-) -> ParquetFolderReader | TarFolderReader | ExportFolderReader:
+) -> SourceReader | ExportFolderReader:
     """The reader of one config of a published dataset folder (or, ``format="basicsr"``, of an export).
 
     Example:
@@ -197,16 +177,30 @@ def folder_reader(
     """
     if format == "basicsr":
         return ExportFolderReader(Path(path), config)
-    folder = DatasetDir(path)
-    if format == "parquet":
-        return ParquetFolderReader(folder.parquet_shards(config, split))
-    if format == "webdataset":
-        return TarFolderReader(folder.tar_shards(config, split))
-    raise DiversegError(f"format must be 'parquet', 'webdataset' or 'basicsr', got {format!r}")
+    if format not in PUBLISHED_FORMATS:
+        raise DiversegError(f"format must be 'parquet', 'webdataset' or 'basicsr', got {format!r}")
+    return SourceReader(open_published(path, config, format, split))
+
+
+def hub_reader(dataset: str, config: str | None = None, split: str = "train", revision: str | None = None,
+               streaming: bool = True, image_column: str = "image", key_column: str = "key") -> Any:
+    """The reader of a Hub dataset id (or a local dataset folder ``load_dataset`` reads), through the one Hub
+    streamer: pinned to the commit ``revision`` resolves to, image cells never decoded by ``datasets``.
+
+    Example:
+        >>> hub_reader("no-such-org/no-such-dataset", "I")  # doctest: +SKIP
+    """
+    ds, image_column = open_hub(dataset, config, split, resolve_commit(dataset, revision), image_column,
+                                streaming=streaming)
+    cells = _Cells(dataset if Path(dataset).is_dir() else None, confine=True)  # path cells: only inside a folder
+    if streaming:
+        return StreamingReader(ds, image_column, key_column, cells=cells)
+    return MapReader(ds, image_column, key_column, cells=cells)
 
 
 def dataset_reader(dataset: Any, image_column: str = "image", key_column: str = "key") -> Any:
-    """Wrap a ``datasets.Dataset`` / ``IterableDataset`` (or pass a reader through).
+    """Wrap a ``datasets.Dataset`` / ``IterableDataset`` (or pass a reader through); a string is a Hub
+    dataset id or a local dataset folder (:func:`hub_reader`, default config).
 
     A ``DatasetDict`` / ``IterableDatasetDict`` (``load_dataset`` without ``split``) gives its train split.
     """
@@ -223,5 +217,5 @@ def dataset_reader(dataset: Any, image_column: str = "image", key_column: str = 
     if hasattr(dataset, "read_shard") and hasattr(dataset, "num_shards"):
         return dataset
     if isinstance(dataset, (str, os.PathLike)):
-        raise DiversegError("for a published folder use SRPairs.from_folder(path, config, format=...)")
+        return hub_reader(str(dataset), image_column=image_column, key_column=key_column)
     raise DiversegError(f"expected a datasets.Dataset or IterableDataset, got {type(dataset).__name__}")

@@ -23,9 +23,10 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from collections.abc import Container, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,9 @@ from ..errors import DiversegError
 from ..files import holds_lock, write_json_atomic
 from ..publish.from_selection import publish
 from ..select import select
-from ..sources import Record, Source, Unit
-from ..storage import DatasetDir, ScoreTable, iter_parquet_rows, parquet_schema, read_parquet_table
+from ..sources import Source, Unit
+from ..sources.published import PublishedSource, open_published
+from ..storage import DatasetDir, ScoreTable, parquet_schema, read_parquet_table
 from .official_lists import LIST_SCHEMA, ListSource, match_list, read_list
 from .presets import SubsetPreset, open_subset_source, paper_select_options, subset_preset
 
@@ -97,27 +99,9 @@ def _build_from_list(sub: SubsetPreset, out: Path, list_path: str | os.PathLike,
                        unreadable=unreadable, report=work / REPORT)
 
 
-@dataclass(frozen=True)
-class PublishedUnit(Unit):
-    """Rows of one published Parquet shard, keys prefixed with their config (``I/...``)."""
-
-    path: str = ""
-    prefix: str = ""
-
-    def _iter(self, keys: Container[str] | None) -> Iterator[Record]:
-        for row, cells in enumerate(iter_parquet_rows(self.path, ["key", "image"])):
-            yield Record(f"{self.prefix}{cells['key']}", cells["image"]["bytes"], f"{Path(self.path).name}#row={row}")
-
-
-class PublishedSource(Source):
-    """Images of configs already published in a dataset folder."""
-
-    kind = "published"
-
-
-def _shards(out: Path, name: str) -> list[Path]:
+def _published(out: Path, name: str) -> PublishedSource:
     try:
-        return DatasetDir(out).parquet_shards(name)
+        return open_published(out, name, prefix=f"{name}/")
     except DiversegError:
         message = f"{out} has no Parquet shards of config {name!r} (build it with --format parquet)"
         raise DiversegError(message) from None
@@ -128,13 +112,14 @@ def _build_union(sub: SubsetPreset, out: Path, publish_options: dict[str, Any]) 
     units: list[Unit] = []
     tables: list[pa.Table] = []
     for part in sub.parts:
-        for i, path in enumerate(_shards(out, part)):
+        for unit in _published(out, part).units():
+            path = unit.path
             schema = parquet_schema(path)
             table = read_parquet_table(path, [c for c in schema.names if c != "image"])
             keys = pa.array([f"{part}/{k}" for k in table.column("key").to_pylist()], pa.string())
             table = table.set_column(table.schema.get_field_index("key"), "key", keys)
             tables.append(table.append_column("error", pa.nulls(table.num_rows, pa.string())))
-            units.append(PublishedUnit(f"{part}-{i:05d}", table.num_rows, path=str(path), prefix=f"{part}/"))
+            units.append(dataclasses.replace(unit, size=table.num_rows))
     tables = [t.replace_schema_metadata(None) for t in tables]
     union = pa.concat_tables(tables, promote_options="permissive")
     order = [c for c in union.column_names if c != "error"] + ["error"]
