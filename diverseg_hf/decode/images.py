@@ -10,7 +10,8 @@ decoder reports damage is an :class:`~diverseg_hf.errors.ImageError`, never a ha
 - 8-bit, non-interlaced PNGs (gray, RGB, with or without alpha) go through zlib and a compiled
   un-filter (:mod:`diverseg_hf.decode.png`), after the container checks (every chunk's CRC, IEND).
 - Everything else goes through Pillow with truncated images refused, after the container checks of
-  :mod:`diverseg_hf.decode.containers` (PNG chunk CRCs and IEND, GIF trailer, RIFF size).
+  :mod:`diverseg_hf.decode.containers` (PNG chunk CRCs and IEND, GIF trailer, RIFF size); the other
+  PNG layouts' zlib stream is checked first by the same rule as the 8-bit path (complete, Adler-32).
 - Images above ``max_pixels`` (default :data:`MAX_PIXELS`, 89,478,485) are refused from their header,
   before any pixel is decoded; the message quotes the limit applied.
 
@@ -39,7 +40,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from ..errors import ImageError
 from .containers import check_container
 from .jpeg import JPEG_MAGIC, cmyk_to_rgb, decode_jpeg, jpeg_size
-from .png import decode_png
+from .png import check_image_data, decode_png
 
 ImageLike = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
@@ -226,6 +227,7 @@ def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         rgb = decode_png(data)  # None: a palette, 16-bit or interlaced PNG, which Pillow decodes
         if rgb is not None:
             return rgb
+        check_image_data(data)  # Pillow accepts a zlib stream without its final block or checksum
     return pil_to_rgb(im)
 
 
