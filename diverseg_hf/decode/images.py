@@ -38,9 +38,9 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
-from .containers import check_container
+from .containers import PNG_MAGIC, check_container
 from .jpeg import JPEG_MAGIC, cmyk_to_rgb, decode_jpeg, jpeg_size
-from .png import check_image_data, decode_png
+from .png import check_image_data, decode_png, without_text_chunks
 
 ImageLike = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
@@ -101,22 +101,36 @@ def _bomb_error(exc: Image.DecompressionBombError, max_pixels: int) -> ImageErro
     return ImageError("too-large", f"over Pillow's decompression-bomb limit (raise PIL.Image.MAX_IMAGE_PIXELS): {exc}")
 
 
-def _open(data: bytes, max_pixels: int) -> Image.Image:
-    """Open encoded bytes lazily (header only) and enforce the pixel limit."""
-    if not data:
-        raise ImageError("empty", "zero-byte file")
-    if ImageFile.LOAD_TRUNCATED_IMAGES:
-        raise ImageError("unsupported", "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: damage would go unseen")
+def _pillow_open(data: bytes, max_pixels: int) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            im = Image.open(io.BytesIO(data))
+            return Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as exc:
             raise _bomb_error(exc, max_pixels) from exc
         except UnidentifiedImageError as exc:
             raise ImageError("corrupt", "not a recognised image format") from exc
         except Exception as exc:  # Pillow raises many types on malformed headers
             raise ImageError("corrupt", f"unreadable header ({type(exc).__name__}: {exc})") from exc
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Open encoded bytes lazily (header only) and enforce the pixel limit.
+
+    Pillow refuses PNG text chunks above its ``MAX_TEXT_CHUNK`` (1 MB inflated); text never changes a
+    pixel and OpenCV reads such files, so a PNG Pillow refuses is opened again without its text chunks.
+    """
+    if not data:
+        raise ImageError("empty", "zero-byte file")
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise ImageError("unsupported", "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: damage would go unseen")
+    try:
+        im = _pillow_open(data, max_pixels)
+    except ImageError:
+        stripped = without_text_chunks(data) if data.startswith(PNG_MAGIC) else data
+        if stripped == data:
+            raise
+        im = _pillow_open(stripped, max_pixels)
     width, height = im.size
     if width * height > max_pixels:
         raise too_large(width, height, max_pixels)
@@ -138,7 +152,11 @@ def probe(image: ImageLike, max_pixels: int = MAX_PIXELS) -> ImageInfo:
         return ImageInfo(image.shape[1], image.shape[0], "array")
     if isinstance(image, Image.Image):
         return ImageInfo(image.width, image.height, image.format or "PIL")
-    im = _open(read_bytes(image), max_pixels)
+    data = read_bytes(image)
+    if data[:3] == JPEG_MAGIC:  # libjpeg's header, as decode reads it (Pillow refuses some valid ones)
+        height, width, _ = _jpeg_header(data, max_pixels)
+        return ImageInfo(width, height, "JPEG")
+    im = _open(data, max_pixels)
     return ImageInfo(im.width, im.height, im.format or "unknown")
 
 
@@ -209,6 +227,14 @@ def open_checked(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     return im
 
 
+def _jpeg_header(data: bytes, max_pixels: int) -> tuple[int, int, str]:
+    """:func:`~diverseg_hf.decode.jpeg.jpeg_size` with the pixel limit applied."""
+    height, width, colorspace = jpeg_size(data)
+    if width * height > max_pixels:
+        raise too_large(width, height, max_pixels)
+    return height, width, colorspace
+
+
 def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Encoded bytes -> HxWx3 uint8 RGB, possibly a non-contiguous view (EXIF orientation).
 
@@ -218,10 +244,7 @@ def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if not data:
         raise ImageError("empty", "zero-byte file")
     if data[:3] == JPEG_MAGIC:
-        height, width, colorspace = jpeg_size(data)
-        if width * height > max_pixels:
-            raise too_large(width, height, max_pixels)
-        return decode_jpeg(data, colorspace)
+        return decode_jpeg(data, _jpeg_header(data, max_pixels)[2])
     im = open_checked(data, max_pixels)
     if im.format == "PNG":
         rgb = decode_png(data)  # None: a palette, 16-bit or interlaced PNG, which Pillow decodes

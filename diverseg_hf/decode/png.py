@@ -118,6 +118,28 @@ def _inflate(stream: bytes, expected: int, whole: bool = True) -> np.ndarray:
     return np.frombuffer(raw, np.uint8)
 
 
+#: Ancillary text chunks: no pixel depends on them.
+_TEXT_CHUNKS = frozenset({b"tEXt", b"zTXt", b"iTXt"})
+
+
+def without_text_chunks(data: bytes) -> bytes:
+    """The PNG without its text chunks (``tEXt``, ``zTXt``, ``iTXt``): the same pixels, nothing after IEND.
+
+    Example:
+        >>> import io
+        >>> from PIL import Image, PngImagePlugin
+        >>> info = PngImagePlugin.PngInfo(); info.add_text("Comment", "x" * 100)
+        >>> buf = io.BytesIO(); Image.new("L", (2, 2)).save(buf, "PNG", pnginfo=info)
+        >>> len(without_text_chunks(buf.getvalue())) < len(buf.getvalue())
+        True
+    """
+    kept = [data[:8]]
+    for pos, tag, body, _ in png_chunks(data):
+        if tag not in _TEXT_CHUNKS:
+            kept.append(data[pos : pos + len(body) + 8])
+    return b"".join(kept)
+
+
 def check_image_data(data: bytes) -> None:
     """Raise ImageError unless the PNG's image data is one complete zlib stream: every block up to the
     final one, and a matching Adler-32 checksum. The rule :func:`decode_png` applies, for the layouts
