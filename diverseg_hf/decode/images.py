@@ -266,6 +266,7 @@ def decode_rgb(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         >>> decode_rgb(buf.getvalue()).shape
         (2, 4, 3)
     """
+    _check_image_like(image)
     if isinstance(image, np.ndarray):
         return _array_to_rgb(image)
     if isinstance(image, Image.Image):
@@ -273,6 +274,13 @@ def decode_rgb(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             raise too_large(image.width, image.height, max_pixels)
         return pil_to_rgb(image)
     return np.ascontiguousarray(decode_bytes(read_bytes(image), max_pixels))
+
+
+def _check_image_like(image: object) -> None:
+    """ImageError, not a TypeError later, for an input that is no image at all (None, a number, ...)."""
+    if not isinstance(image, ImageLike):
+        raise ImageError("unsupported", f"not an image: {type(image).__name__} (expected a path, bytes, PIL image "
+                         "or uint8 array)")
 
 
 def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
@@ -319,6 +327,7 @@ def decode_gray(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         >>> decode_gray(np.full((2, 2, 3), 200, np.uint8)).tolist()
         [[200, 200], [200, 200]]
     """
+    _check_image_like(image)
     if isinstance(image, np.ndarray) and image.ndim == 2:
         if image.dtype != np.uint8:
             raise ImageError("unsupported", f"arrays must be uint8, got {image.dtype}")
