@@ -88,9 +88,9 @@ def main() -> None:
             row = f"| {kind} | {n} | {t_fast:.2f} |"
             if n <= args.scipy_max:
                 t_ref, ref = timed(scipy_estimate, values, basis)
-                print(f"{row} {t_ref:.2f} | {est.quality:.6f} | {abs(est.quality - ref):.1e} |", flush=True)
+                print(f"{row} {t_ref:.2f} | {est.quality:.10f} | {abs(est.quality - ref):.1e} |", flush=True)
             else:
-                print(f"{row} - | {est.quality:.6f} | - |", flush=True)
+                print(f"{row} - | {est.quality:.10f} | - |", flush=True)
     if args.images <= 0:
         return
 
