@@ -8,7 +8,8 @@ affordable; then seconds per image for :func:`calibrate` at five qualities on ge
 
 The distributions: ``narrow`` resamples the basis q95 set (jittered), as a clean corpus gives; ``broad``
 is a web-like mix (each value drawn from one of the five basis sets with shares 30/30/20/10/10 %, jittered,
-plus 10 % spread evenly over 0-300), where the values span the whole range the estimator keeps.
+plus 10 % spread evenly over 0-300), where the values span the whole range the estimator keeps;
+``uniform`` spreads all values evenly over 0-300 (the widest windows: the worst case).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def target(kind: str, basis: dict[int, np.ndarray], n: int, rng: np.random.Gener
     """``n`` synthetic blockiness values of one distribution (module docstring)."""
     if kind == "narrow":
         return rng.choice(basis[95], n) + rng.normal(0.0, 0.5, n)
+    if kind == "uniform":
+        return rng.uniform(0.0, 300.0, n)
     qualities = sorted(basis, reverse=True)
     shares = np.array([0.3, 0.3, 0.2, 0.1, 0.1][: len(qualities)])
     which = rng.choice(len(qualities), n, p=shares / shares.sum())
@@ -72,7 +75,7 @@ def main() -> None:
     parser.add_argument("--basis", help="basis folder or file (default: the packaged DF2K basis)")
     parser.add_argument("--sizes", default="3450,30000,300000,1281167")
     parser.add_argument("--scipy-max", type=int, default=30000, help="largest size also timed with scipy")
-    parser.add_argument("--distributions", default="narrow,broad")
+    parser.add_argument("--distributions", default="narrow,broad,uniform")
     parser.add_argument("--images", type=int, default=12, help="generated images per calibration size")
     args = parser.parse_args()
 

@@ -14,7 +14,14 @@ from test_quality import released_kl
 from diverseg_hf import estimate_quality, load_basis
 from diverseg_hf.quality import estimate
 from diverseg_hf.quality.basis import read_scores_tsv
-from diverseg_hf.quality.estimate import _DROP_FRACTION, _UNDERFLOW_Z, Density, _reach, weighted_quality
+from diverseg_hf.quality.estimate import (
+    _DROP_FRACTION,
+    _UNDERFLOW_Z,
+    Density,
+    _reach,
+    _window_sums,
+    weighted_quality,
+)
 
 
 def narrow(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -80,6 +87,27 @@ def test_terms_beyond_the_reach_are_negligible(make):
         assert dropped <= _DROP_FRACTION * terms.sum()
     if make is broad:  # spread values: the windows are far narrower than the underflow bound
         assert reach[(grid > z.min()) & (grid < z.max())].max() < 12.0
+
+
+@pytest.mark.parametrize("make", [narrow, broad, degenerate])
+def test_far_cells_summed_by_expansion_equal_the_term_by_term_sum(make, monkeypatch):
+    values = make(np.random.default_rng(16), 20000)
+    z = Density.fit(values).z_sorted
+    grid = np.linspace(z.min() - 5.0, z.max() + 5.0, 3450)
+    expanded = []
+    far_sums = estimate._far_sums
+
+    def spy(*args):
+        out = far_sums(*args)
+        expanded.append(np.isfinite(out).mean())
+        return out
+
+    monkeypatch.setattr(estimate, "_far_sums", spy)
+    fast = estimate._gaussian_sums(z, grid)
+    assert expanded[0] > 0.5  # most grid points took the expansions
+    every_term = _window_sums(z, grid, np.zeros(grid.size, np.int64), np.full(grid.size, z.size))
+    tiny = every_term < 1e-200  # exp(-z**2 / 2) near the underflow bound: inherent rounding, any method
+    np.testing.assert_allclose(fast[~tiny], every_term[~tiny], rtol=2e-13, atol=0)
 
 
 def test_target_density_is_evaluated_once(monkeypatch):
