@@ -14,6 +14,9 @@ thread) unless marked otherwise. Every file is read from disk by every path, as 
 - ``end to end``: ``blockiness(path)``: decode + gray + score.
 - ``vs imread`` = end to end / ``cv2.imread``; ``vs own decode`` = end to end / ``decode``.
 
+``--gray-decode`` records a tried shortcut for JPEG: libjpeg's own gray output (the Y channel) against
+``BGR2GRAY`` of the RGB decode (equal pixels, whole images equal, speed of the two decodes).
+
 ``--memory`` decodes one large JPEG and PNG (``decode_gray``) in fresh subprocesses and prints the peak
 resident memory the decode adds, per pixel (Linux: VmHWM after the peak mark is reset, minus VmRSS before).
 """
@@ -101,6 +104,24 @@ def strict_cost(data: bytes, repeat: int) -> float:
     return strict - cpu_best(lambda: simplejpeg.decode_jpeg(data, "RGB", strict=False), repeat)
 
 
+def print_gray_decode(paths: list[Path], repeat: int) -> None:
+    """libjpeg's gray output (``simplejpeg`` ``"GRAY"``) against ``BGR2GRAY`` of the RGB decode: equality, speed."""
+    import simplejpeg
+
+    from diverseg_hf.decode.images import decode_gray
+
+    equal = total = whole = 0
+    t_rgb = t_gray = 0.0
+    for path in paths:
+        data = path.read_bytes()
+        diff = decode_gray(data) != simplejpeg.decode_jpeg(data, "GRAY", strict=True)[..., 0]
+        equal, total, whole = equal + int((~diff).sum()), total + diff.size, whole + int(not diff.any())
+        t_rgb += cpu_best(lambda d=data: rgb_to_gray(simplejpeg.decode_jpeg(d, "RGB", strict=True)), repeat)
+        t_gray += cpu_best(lambda d=data: simplejpeg.decode_jpeg(d, "GRAY", strict=True), repeat)
+    print(f"\nJPEG decoded straight to gray: {equal / total:.1%} of pixels equal to BGR2GRAY, {whole}/{len(paths)} "
+          f"images equal; {t_gray / t_rgb:.2f}x the time of RGB decode + BGR2GRAY")
+
+
 def print_speed(corpora: list[tuple[str, list[Path]]], repeat: int) -> None:
     print("| corpus | images | " + " | ".join(COLUMNS) + " |")
     print("|---|---:|" + "---:|" * len(COLUMNS))
@@ -185,6 +206,7 @@ def main() -> None:
     parser.add_argument("--generated", type=int, default=20, help="generated 500x375 images per format")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--memory", action="store_true", help="also measure peak memory per pixel")
+    parser.add_argument("--gray-decode", action="store_true", help="also check decoding JPEGs straight to gray")
     args = parser.parse_args()
     print(f"CPU time per pixel (ns), best of {args.repeat}, {os.cpu_count()} CPUs visible, one thread used.\n")
     with tempfile.TemporaryDirectory() as tmp:
@@ -199,6 +221,8 @@ def main() -> None:
         rate = cuda_throughput(corpora[-1][1])
         if rate:
             print(f"\ntorch CUDA float64: {rate:.0f} images/s (generated 500x375 JPEGs, batched, wall clock)")
+        if args.gray_decode:
+            print_gray_decode([p for _, paths in corpora for p in paths if p.suffix in (".jpg", ".jpeg")], args.repeat)
     if args.memory:
         print()
         print_memory()

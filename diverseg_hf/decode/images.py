@@ -10,7 +10,8 @@ decoder reports damage is an :class:`~diverseg_hf.errors.ImageError`, never a ha
 - 8-bit, non-interlaced PNGs (gray, RGB, with or without alpha) go through zlib and a compiled
   un-filter (:mod:`diverseg_hf.decode.png`), after the container checks (every chunk's CRC, IEND).
 - Everything else goes through Pillow with truncated images refused, after the container checks of
-  :mod:`diverseg_hf.decode.containers` (PNG chunk CRCs and IEND, GIF trailer, RIFF size).
+  :mod:`diverseg_hf.decode.containers` (PNG chunk CRCs and IEND, GIF trailer, RIFF size); the other
+  PNG layouts' zlib stream is checked first by the same rule as the 8-bit path (complete, Adler-32).
 - Images above ``max_pixels`` (default :data:`MAX_PIXELS`, 89,478,485) are refused from their header,
   before any pixel is decoded; the message quotes the limit applied.
 
@@ -37,11 +38,11 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
-from .containers import check_container
+from .containers import PNG_MAGIC, check_container
 from .folders import IMAGE_SUFFIXES as IMAGE_SUFFIXES
 from .folders import MAX_FILE_BYTES, read_file, walk_images
 from .jpeg import JPEG_MAGIC, cmyk_to_rgb, decode_jpeg, jpeg_size
-from .png import decode_png
+from .png import check_image_data, decode_png, without_text_chunks
 
 ImageLike = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
@@ -100,22 +101,36 @@ def _bomb_error(exc: Image.DecompressionBombError, max_pixels: int) -> ImageErro
     return ImageError("too-large", f"over Pillow's decompression-bomb limit (raise PIL.Image.MAX_IMAGE_PIXELS): {exc}")
 
 
-def _open(data: bytes, max_pixels: int) -> Image.Image:
-    """Open encoded bytes lazily (header only) and enforce the pixel limit."""
-    if not data:
-        raise ImageError("empty", "zero-byte file")
-    if ImageFile.LOAD_TRUNCATED_IMAGES:
-        raise ImageError("unsupported", "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: damage would go unseen")
+def _pillow_open(data: bytes, max_pixels: int) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            im = Image.open(io.BytesIO(data))
+            return Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as exc:
             raise _bomb_error(exc, max_pixels) from exc
         except UnidentifiedImageError as exc:
             raise ImageError("corrupt", "not a recognised image format") from exc
         except Exception as exc:  # Pillow raises many types on malformed headers
             raise ImageError("corrupt", f"unreadable header ({type(exc).__name__}: {exc})") from exc
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Open encoded bytes lazily (header only) and enforce the pixel limit.
+
+    Pillow refuses PNG text chunks above its ``MAX_TEXT_CHUNK`` (1 MB inflated); text never changes a
+    pixel and OpenCV reads such files, so a PNG Pillow refuses is opened again without its text chunks.
+    """
+    if not data:
+        raise ImageError("empty", "zero-byte file")
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise ImageError("unsupported", "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: damage would go unseen")
+    try:
+        im = _pillow_open(data, max_pixels)
+    except ImageError:
+        stripped = without_text_chunks(data) if data.startswith(PNG_MAGIC) else data
+        if stripped == data:
+            raise
+        im = _pillow_open(stripped, max_pixels)
     width, height = im.size
     if width * height > max_pixels:
         raise too_large(width, height, max_pixels)
@@ -137,7 +152,11 @@ def probe(image: ImageLike, max_pixels: int = MAX_PIXELS) -> ImageInfo:
         return ImageInfo(image.shape[1], image.shape[0], "array")
     if isinstance(image, Image.Image):
         return ImageInfo(image.width, image.height, image.format or "PIL")
-    im = _open(read_bytes(image), max_pixels)
+    data = read_bytes(image)
+    if data[:3] == JPEG_MAGIC:  # libjpeg's header, as decode reads it (Pillow refuses some valid ones)
+        height, width, _ = _jpeg_header(data, max_pixels)
+        return ImageInfo(width, height, "JPEG")
+    im = _open(data, max_pixels)
     return ImageInfo(im.width, im.height, im.format or "unknown")
 
 
@@ -208,6 +227,14 @@ def open_checked(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     return im
 
 
+def _jpeg_header(data: bytes, max_pixels: int) -> tuple[int, int, str]:
+    """:func:`~diverseg_hf.decode.jpeg.jpeg_size` with the pixel limit applied."""
+    height, width, colorspace = jpeg_size(data)
+    if width * height > max_pixels:
+        raise too_large(width, height, max_pixels)
+    return height, width, colorspace
+
+
 def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Encoded bytes -> HxWx3 uint8 RGB, possibly a non-contiguous view (EXIF orientation).
 
@@ -217,15 +244,13 @@ def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if not data:
         raise ImageError("empty", "zero-byte file")
     if data[:3] == JPEG_MAGIC:
-        height, width, colorspace = jpeg_size(data)
-        if width * height > max_pixels:
-            raise too_large(width, height, max_pixels)
-        return decode_jpeg(data, colorspace)
+        return decode_jpeg(data, _jpeg_header(data, max_pixels)[2])
     im = open_checked(data, max_pixels)
     if im.format == "PNG":
         rgb = decode_png(data)  # None: a palette, 16-bit or interlaced PNG, which Pillow decodes
         if rgb is not None:
             return rgb
+        check_image_data(data)  # Pillow accepts a zlib stream without its final block or checksum
     return pil_to_rgb(im)
 
 
@@ -241,6 +266,7 @@ def decode_rgb(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         >>> decode_rgb(buf.getvalue()).shape
         (2, 4, 3)
     """
+    _check_image_like(image)
     if isinstance(image, np.ndarray):
         return _array_to_rgb(image)
     if isinstance(image, Image.Image):
@@ -248,6 +274,13 @@ def decode_rgb(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             raise too_large(image.width, image.height, max_pixels)
         return pil_to_rgb(image)
     return np.ascontiguousarray(decode_bytes(read_bytes(image), max_pixels))
+
+
+def _check_image_like(image: object) -> None:
+    """ImageError, not a TypeError later, for an input that is no image at all (None, a number, ...)."""
+    if not isinstance(image, ImageLike):
+        raise ImageError("unsupported", f"not an image: {type(image).__name__} (expected a path, bytes, PIL image "
+                         "or uint8 array)")
 
 
 def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
@@ -294,6 +327,7 @@ def decode_gray(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         >>> decode_gray(np.full((2, 2, 3), 200, np.uint8)).tolist()
         [[200, 200], [200, 200]]
     """
+    _check_image_like(image)
     if isinstance(image, np.ndarray) and image.ndim == 2:
         if image.dtype != np.uint8:
             raise ImageError("unsupported", f"arrays must be uint8, got {image.dtype}")

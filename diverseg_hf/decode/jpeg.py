@@ -34,6 +34,7 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 
 _SOS, _APP1 = 0xDA, 0xE1
 _STANDALONE = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})  # markers without a length field
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers (not DHT, JPG, DAC)
 
 
 def _image_error(exc: Exception) -> ImageError:
@@ -41,8 +42,28 @@ def _image_error(exc: Exception) -> ImageError:
     return ImageError("truncated" if "premature end of jpeg file" in text.lower() else "corrupt", text)
 
 
+def _segments(data: bytes):
+    """``(marker, segment)`` for each marker segment before the first scan (``segment`` without the length)."""
+    pos, end = 2, len(data)
+    while pos + 4 <= end and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        if marker == _SOS:
+            return
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        yield marker, data[pos + 4 : pos + 2 + length]
+        pos += 2 + length
+
+
 def jpeg_size(data: bytes) -> tuple[int, int, str]:
     """Height, width and libjpeg colour space (``"YCbCr"``, ``"Gray"``, ``"CMYK"``...) from the header.
+
+    A frame of other than 8 bits per sample (12-bit, 16-bit lossless) is ``unsupported: N-bit JPEG``.
 
     Example:
         >>> import io
@@ -51,6 +72,9 @@ def jpeg_size(data: bytes) -> tuple[int, int, str]:
         >>> jpeg_size(buf.getvalue())
         (8, 16, 'Gray')
     """
+    for marker, segment in _segments(data):
+        if marker in _SOF and segment[:1] not in (b"", b"\x08"):
+            raise ImageError("unsupported", f"{segment[0]}-bit JPEG")  # libjpeg's 8-bit API reads 8-bit only
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
     except (ValueError, RuntimeError) as exc:
@@ -65,21 +89,9 @@ def exif_orientation(data: bytes) -> int:
         >>> exif_orientation(b"\\xff\\xd8\\xff\\xda\\x00\\x02")
         1
     """
-    pos, end = 2, len(data)
-    while pos + 4 <= end and data[pos] == 0xFF:
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in _STANDALONE:
-            pos += 2
-            continue
-        if marker == _SOS:
-            break
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if marker == _APP1 and data[pos + 4 : pos + 10] == b"Exif\0\0":
-            return orientation_of(data[pos + 4 : pos + 2 + length])
-        pos += 2 + length
+    for marker, segment in _segments(data):
+        if marker == _APP1 and segment[:6] == b"Exif\0\0":
+            return orientation_of(segment)
     return 1
 
 

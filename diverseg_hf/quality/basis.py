@@ -69,11 +69,86 @@ _TSV_NAME = re.compile(r"^(?P<name>.+?)(?:_q(?P<quality>\d+))?\.txt$")
 _JSON_FORMAT = "diverseg-basis"
 
 
+# Characters at which str.splitlines() breaks a line; a name holding one is written quoted.
+_LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def escape_name(name: str) -> str:
+    r"""A file name as the ``path`` field of a ``path<TAB>value`` line; ordinary names are unchanged.
+
+    A name that would break the line format (a line break of any kind: newline, carriage return, form
+    feed, U+2028 ...), that cannot be written as UTF-8 (an undecodable byte kept as a surrogate) or
+    that starts with a double quote is written as a JSON string in ASCII; :func:`read_scores_table`
+    turns it back. Every other name, i.e. every name of the released files, is written as it is.
+
+    Example:
+        >>> print(escape_name("n01/img 1.JPEG"), escape_name("a\nb.png"), escape_name("bad\udcff.png"))
+        n01/img 1.JPEG "a\nb.png" "bad\udcff.png"
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(name)
+    return json.dumps(name) if name.startswith('"') or not _LINE_BREAKS.isdisjoint(name) else name
+
+
+def unescape_name(field: str) -> str:
+    r"""The file name a ``path`` field stands for (the inverse of :func:`escape_name`).
+
+    Example:
+        >>> unescape_name('"a\\nb.png"') == "a\nb.png", unescape_name("plain.png")
+        (True, 'plain.png')
+    """
+    if len(field) >= 2 and field[0] == field[-1] == '"':
+        try:
+            return json.loads(field)
+        except json.JSONDecodeError:
+            pass  # an older file's name that merely starts and ends with a quote
+    return field
+
+
+def read_scores_table(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+    r"""Names and values of a ``path<TAB>value`` file (the released scorer's output), ``nan`` kept.
+
+    Lines end at ``\n`` (or ``\r\n``) only, so a name with another line break written by an older
+    release still reads; quoted names are unescaped (:func:`escape_name`). Blank lines are skipped;
+    the value is the text after the last tab. A line without a tab or with a value that is not a
+    number raises :class:`DiversegError` naming the file and line.
+
+    Example:
+        >>> import tempfile
+        >>> tsv = Path(tempfile.mkdtemp()) / "scores.tsv"
+        >>> _ = tsv.write_text('a.png\t1.5\n"b\\fc.png"\tnan\n')
+        >>> read_scores_table(tsv)
+        (['a.png', 'b\x0cc.png'], array([1.5, nan]))
+    """
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise DiversegError(f"no such scores file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DiversegError(f"cannot read scores file {path}: {exc}") from None
+    names, values = [], []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        name, tab, value = line.rpartition("\t")
+        try:
+            if not tab:
+                raise ValueError
+            values.append(float(value))
+        except ValueError:
+            raise DiversegError(f"{path}:{lineno}: expected 'path<TAB>value', got {line[:80]!r}") from None
+        names.append(unescape_name(name))
+    return names, np.asarray(values, dtype=np.float64)
+
+
 def read_scores_tsv(path: str | os.PathLike) -> np.ndarray:
     """Values of a ``path<TAB>value`` file (the released scorer's output) as float64, ``nan`` kept.
 
-    Blank lines are skipped; the value is the text after the last tab. A line without a tab or
-    with a value that is not a number raises :class:`DiversegError` naming the file and line.
+    The values of :func:`read_scores_table`, by its rules.
 
     Example:
         >>> import tempfile
@@ -82,25 +157,7 @@ def read_scores_tsv(path: str | os.PathLike) -> np.ndarray:
         >>> read_scores_tsv(tsv).tolist()
         [1.5, nan]
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DiversegError(f"no such scores file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DiversegError(f"cannot read scores file {path}: {exc}") from None
-    values = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        _, tab, value = line.rpartition("\t")
-        try:
-            if not tab:
-                raise ValueError
-            values.append(float(value))
-        except ValueError:
-            raise DiversegError(f"{path}:{lineno}: expected 'path<TAB>value', got {line[:80]!r}") from None
-    return np.asarray(values, dtype=np.float64)
+    return read_scores_table(path)[1]
 
 
 def discover_basis_files(folder: str | os.PathLike) -> dict[int, Path]:

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import sys
@@ -26,14 +27,14 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 import numpy as np
 
 from ..decode.images import ImageLike, decode_gray, find_image_files
 from ..errors import DiversegError, ImageError, check_at_least
 from ..files import write_atomic
-from ..keys import printable_name
+from .basis import escape_name
 from .kernel import BLOCK, variation_sums
 
 #: Fewest 8x8 blocks per dimension for which B is defined (the summed range 2..n-2 must be non-empty).
@@ -198,11 +199,15 @@ class TsvSummary:
 def tsv_line(path: str | os.PathLike, result: BlockinessResult) -> str:
     r"""One line of the released scorer's format: ``path<TAB>value``, ``nan`` where there is no value.
 
+    A name that would break the format (a line break, an undecodable byte, a leading quote) is written
+    quoted (:func:`~diverseg_hf.quality.basis.escape_name`); other names exactly as the released scorer.
+
     Example:
         >>> tsv_line("a.png", BlockinessResult(1.5)), tsv_line("b.png", BlockinessResult(math.nan, "empty", True))
         ('a.png\t1.5\n', 'b.png\tnan\n')
     """
-    return f"{path}\t{result.value!r}\n" if result.ok else f"{path}\tnan\n"
+    name = escape_name(str(path))
+    return f"{name}\t{result.value!r}\n" if result.ok else f"{name}\tnan\n"
 
 
 def write_blockiness_tsv(
@@ -237,11 +242,17 @@ def write_blockiness_tsv(
     def write(sink: TextIO) -> None:
         pairs = zip(files, iter_blockiness((str(f) for f in files), workers=workers))
         for path, result in monitor(pairs, len(files)) if monitor else pairs:
-            sink.write(tsv_line(printable_name(str(path)), result))
+            sink.write(tsv_line(path, result))
             summary.add(result)
+
+    def write_utf8(raw: BinaryIO) -> None:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+        write(text)
+        text.flush()
+        text.detach()
 
     if output is None or hasattr(output, "write"):
         write(output or sys.stdout)
     else:
-        write_atomic(output, write, "w")
+        write_atomic(output, write_utf8)
     return summary

@@ -40,7 +40,7 @@ from ..files import write_bytes_atomic
 from ..keys import printable_name
 from ..version import __version__
 from .basis import Basis
-from .blockiness import BlockinessResult, score_image
+from .blockiness import BlockinessResult, score_image, tsv_line
 
 logger = logging.getLogger(__name__)
 
@@ -152,16 +152,16 @@ def calibrate(
     examples: list[str] = []
     results = _iter_scores(files, qualities, workers)
     for path, by_quality in tqdm(zip(files, results), total=len(files), unit="img", desc="calibrate"):
-        rel = printable_name(path.relative_to(root).as_posix())
+        rel = path.relative_to(root).as_posix()
         for q, result in by_quality.items():
             if result.ok:
-                lines[q].append(f"{rel}\t{result.value!r}\n")
+                lines[q].append(tsv_line(rel, result))
                 values[q].append(result.value)
                 continue
             failures[q]["errors" if result.error else "undefined"] += 1
             if len(examples) < _MAX_EXAMPLES:
-                examples.append(f"{rel} (q{q}): {result.reason}")
-            logger.info("%s at q%d skipped: %s", rel, q, result.reason)
+                examples.append(f"{printable_name(rel)} (q{q}): {result.reason}")
+            logger.info("%s at q%d skipped: %s", printable_name(rel), q, result.reason)
 
     out = Path(out_dir)
     for q in qualities:
