@@ -1,5 +1,10 @@
 """diverseg_hf: build DiverSeg-style super-resolution training sets with the Hugging Face stack.
 
+The public verbs are imported on first use (``import diverseg_hf`` imports neither torch nor
+``datasets``): one per command (``score``, ``select``, ``publish``, ``curate``, ``build``, ``push``,
+``export``), the metrics (``blockiness``, ``estimate_quality``, ``calibrate``...) and the ``datasets``
+face (``scorer_map``, ``score_dataset``, ``publish_dataset``, ``register_scorer``).
+
 Example:
     >>> import numpy as np, diverseg_hf
     >>> diverseg_hf.blockiness(np.zeros((64, 64), np.uint8))  # flat: undefined
@@ -8,25 +13,50 @@ Example:
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
+from . import errors
 from .errors import DiversegError, ImageError, MissingExtraError
-from .quality.basis import load_basis
-from .quality.blockiness import BlockinessResult, blockiness, blockiness_batch, iter_blockiness, score_image
-from .quality.calibrate import calibrate
-from .quality.estimate import QualityEstimate, estimate_quality
 from .version import __version__
 
-__all__ = [
-    "BlockinessResult",
-    "DiversegError",
-    "ImageError",
-    "MissingExtraError",
-    "QualityEstimate",
-    "__version__",
-    "blockiness",
-    "blockiness_batch",
-    "calibrate",
-    "estimate_quality",
-    "iter_blockiness",
-    "load_basis",
-    "score_image",
-]
+# public name -> "module:attribute", imported on first access
+_LAZY: dict[str, str] = {
+    "BlockinessResult": "diverseg_hf.quality.blockiness:BlockinessResult",
+    "blockiness": "diverseg_hf.quality.blockiness:blockiness",
+    "blockiness_batch": "diverseg_hf.quality.blockiness:blockiness_batch",
+    "iter_blockiness": "diverseg_hf.quality.blockiness:iter_blockiness",
+    "score_image": "diverseg_hf.quality.blockiness:score_image",
+    "calibrate": "diverseg_hf.quality.calibrate:calibrate",
+    "QualityEstimate": "diverseg_hf.quality.estimate:QualityEstimate",
+    "estimate_quality": "diverseg_hf.quality.estimate:estimate_quality",
+    "load_basis": "diverseg_hf.quality.basis:load_basis",
+    "score": "diverseg_hf.score:score",
+    "select": "diverseg_hf.select:select",
+    "curate": "diverseg_hf.curate:curate",
+    "publish": "diverseg_hf.publish.from_selection:publish",
+    "build": "diverseg_hf.subsets.build:build",
+    "export": "diverseg_hf.sr.export:export",
+    "push": "diverseg_hf.hub.push:push",
+    "publish_dataset": "diverseg_hf.publish.from_dataset:publish_dataset",
+    "scorer_map": "diverseg_hf.scoring.maps:scorer_map",
+    "score_dataset": "diverseg_hf.scoring.maps:score_dataset",
+    "register_scorer": "diverseg_hf.scoring:register_scorer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+__all__ = sorted(["DiversegError", "ImageError", "MissingExtraError", "__version__", "errors", *_LAZY])
