@@ -14,6 +14,8 @@ Example:
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 from . import errors
@@ -36,7 +38,7 @@ _LAZY: dict[str, str] = {
     "curate": "diverseg_hf.curate:curate",
     "publish": "diverseg_hf.publish.from_selection:publish",
     "build": "diverseg_hf.subsets.build:build",
-    "export": "diverseg_hf.sr.export:export",
+    "export": "diverseg_hf.sr.export:export_basicsr",  # `diverseg export --format basicsr`
     "push": "diverseg_hf.hub.push:push",
     "publish_dataset": "diverseg_hf.publish.from_dataset:publish_dataset",
     "scorer_map": "diverseg_hf.scoring.maps:scorer_map",
@@ -59,4 +61,22 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-__all__ = sorted(["DiversegError", "ImageError", "MissingExtraError", "__version__", "errors", *_LAZY])
+class _Package(types.ModuleType):
+    """The package module: a verb named like its module (``score``, ``select``, ``curate``, ``publish``)
+    keeps its name when the module is imported (the import system would bind the module over it)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+__all__ = [
+    "BlockinessResult", "DiversegError", "ImageError", "MissingExtraError", "QualityEstimate", "__version__",
+    "blockiness", "blockiness_batch", "build", "calibrate", "curate", "errors", "estimate_quality", "export",
+    "iter_blockiness", "load_basis", "publish", "publish_dataset", "push", "register_scorer", "score",
+    "score_dataset", "score_image", "scorer_map", "select",
+]

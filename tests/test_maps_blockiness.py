@@ -7,9 +7,10 @@ value must be the table's, as float64 bytes, and every undecodable row a reason 
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
-
 from conftest import SHARED_IMAGES
 from pipeline_helpers import good_images
 
@@ -86,7 +87,7 @@ def test_streaming_map_equals_the_score_table(corpus, tmp_path):
 
 def test_decoded_pil_cells_equal_the_score_table(corpus, tmp_path):
     """The default ``Image()`` feature hands PIL images: converted with the CLI's semantics, the same values."""
-    path, cells, expected = corpus
+    path, _, expected = corpus
     ds = _load(path, tmp_path).filter(lambda key: key not in (*BAD, "k_truncated"), input_columns="key")
     out = ds.map(diverseg_hf.scorer_map("blockiness"), batched=True, batch_size=3)
     _check_equal(out.remove_columns("image").to_list(), expected)
@@ -96,7 +97,8 @@ def test_decoded_pil_cells_equal_the_score_table(corpus, tmp_path):
 def test_a_first_batch_of_errors_does_not_type_a_column_null(streaming):
     """``datasets`` types a new column from the first batch written: all-error batches first must still work."""
     cells = [None, {"bytes": b"junk", "path": None}, {"bytes": next(iter(good_images(1).values())), "path": None}]
-    ds = datasets.Dataset.from_dict({"image": cells}, features=datasets.Features({"image": datasets.Image(decode=False)}))
+    features = datasets.Features({"image": datasets.Image(decode=False)})
+    ds = datasets.Dataset.from_dict({"image": cells}, features=features)
     if streaming:
         ds = ds.to_iterable_dataset()
     out = ds.map(diverseg_hf.scorer_map("blockiness"), batched=True, batch_size=1)
@@ -110,7 +112,6 @@ def test_a_first_batch_of_errors_does_not_type_a_column_null(streaming):
 def test_every_cell_form_and_image_column():
     good = next(iter(good_images(1).values()))
     from PIL import Image
-    import io
 
     f = diverseg_hf.scorer_map("blockiness", image_column="jpg")
     out = f({"jpg": [good, {"bytes": good, "path": None}, Image.open(io.BytesIO(good)), None, 3]})
@@ -123,7 +124,7 @@ def test_every_cell_form_and_image_column():
 
 
 def test_score_dataset_runs_several_scorers_with_the_same_columns(corpus, tmp_path):
-    path, cells, expected = corpus
+    path, _, expected = corpus
     diverseg_hf.register_scorer("mean_level", "scorer_helpers:MeanLevel")
     ds = _load(path, tmp_path).cast_column("image", datasets.Image(decode=False))
     out = diverseg_hf.score_dataset(ds, ["blockiness", "mean_level"], batch_size=4)
