@@ -25,7 +25,7 @@ def _record_load(kind: str, device: str) -> None:
 
 
 def loads(folder: Path) -> list[tuple[str, int, str]]:
-    """``(class, pid, device)`` per construction recorded in ``folder``."""
+    """``(class, pid, device)`` per construction (or ``("MovedTo", pid, device)`` per move) recorded in ``folder``."""
     out = []
     for path in sorted(Path(folder).iterdir()):
         kind, pid, _ = path.name.split("-")
@@ -63,6 +63,7 @@ class FakeModelCounter(Scorer):
 
     def to(self, device: str) -> FakeModelCounter:
         self.device = device
+        _record_load("MovedTo", device)
         return self
 
     def __call__(self, images: list[np.ndarray]) -> dict[str, list]:
