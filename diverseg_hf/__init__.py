@@ -41,6 +41,7 @@ _LAZY: dict[str, str] = {
     "export": "diverseg_hf.sr.export:export_basicsr",  # `diverseg export --format basicsr`
     "push": "diverseg_hf.hub.push:push",
     "publish_dataset": "diverseg_hf.publish.from_dataset:publish_dataset",
+    "select_published": "diverseg_hf.publish.rethreshold:select_published",
     "scorer_map": "diverseg_hf.scoring.maps:scorer_map",
     "score_dataset": "diverseg_hf.scoring.maps:score_dataset",
     "register_scorer": "diverseg_hf.scoring:register_scorer",
@@ -78,5 +79,5 @@ __all__ = [
     "BlockinessResult", "DiversegError", "ImageError", "MissingExtraError", "QualityEstimate", "__version__",
     "blockiness", "blockiness_batch", "build", "calibrate", "curate", "errors", "estimate_quality", "export",
     "iter_blockiness", "load_basis", "publish", "publish_dataset", "push", "register_scorer", "score",
-    "score_dataset", "score_image", "scorer_map", "select",
+    "score_dataset", "score_image", "scorer_map", "select", "select_published",
 ]

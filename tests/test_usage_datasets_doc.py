@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pipeline_helpers import good_images
+from conftest import encode
 
 import diverseg_hf
 from diverseg_hf.cli import main
+from diverseg_hf.quality.sample import render_scene
 from diverseg_hf.storage.score_table import ScoreTable
 
 datasets = pytest.importorskip("datasets")
@@ -71,7 +72,9 @@ def photos(tmp_path, monkeypatch):
     """A local Parquet corpus standing in for ``me/photos`` (PNGs, JPEGs, a corrupt file); cwd = tmp_path."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    cells = {f"k{i:02d}": data for i, data in enumerate(good_images(8).values())}
+    scenes = [render_scene(seed) for seed in range(3)]  # pristine: blockiness about 1.4-2.5
+    cells = {f"png{i}": encode(im, "PNG") for i, im in enumerate(scenes)}
+    cells.update({f"jpg{i}": encode(im, "JPEG", quality=50) for i, im in enumerate(scenes)})  # about 200
     cells["broken"] = b"\xff\xd8\xff\xe0 not really a JPEG"
     features = datasets.Features({"key": datasets.Value("string"), "image": datasets.Image()})
     rows = {"key": list(cells), "image": [{"bytes": b, "path": None} for b in cells.values()]}
@@ -115,7 +118,7 @@ def test_with_datasets_publishes_and_rethresholds(photos, tmp_path):
     namespace, cells, table = photos
     run_blocks("With datasets", namespace, tmp_path)
     kept = {k for k, r in table.items() if r["blockiness"] is not None and r["blockiness"] <= 10}
-    assert kept and kept != set(cells)
+    assert kept == {"png0", "png1", "png2"}
     for folder in ("mysubset", "mysubset-stream"):
         published = datasets.load_dataset(str(tmp_path / folder), "mine", split="train")
         published = published.cast_column("image", datasets.Image(decode=False))
