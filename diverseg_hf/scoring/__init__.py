@@ -106,7 +106,8 @@ def scorer_target(name: str) -> str:
     """The ``"module:Class"`` of the scorer ``name``; a ``"module:Class"`` given as the name is returned as is."""
     if ":" in name:
         return name
-    _read_entry_points()
+    if name not in _REGISTRY:
+        _read_entry_points()
     try:
         return _REGISTRY[name]
     except KeyError:

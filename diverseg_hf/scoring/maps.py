@@ -70,7 +70,7 @@ class ScoreMap:
         scorer_specs(self.scorers, self.options, self.engine)  # unknown names and options fail here, not in a worker
         if device is not None and any(get_scorer_class(name).uses_gpu for name in self.scorers):
             check_device(device)
-        self._loaded: tuple[str | None, list[Scorer]] | None = None
+        self._loaded: tuple[int | None, list[Scorer]] | None = None  # (rank, scorers)
 
     def __reduce__(self) -> tuple:
         # name and settings only: the scorers are rebuilt where the map runs, and the pickle (the
@@ -91,10 +91,10 @@ class ScoreMap:
 
     def _scorers(self, rank: int | None) -> list[Scorer]:
         """The scorers, built on the first call in this process (on the rank's GPU when GPU scorers are used)."""
-        device = self._device(rank)
-        if self._loaded is None or self._loaded[0] != device:
+        if self._loaded is None or self._loaded[0] != rank:
+            device = self._device(rank)
             specs = scorer_specs(self.scorers, self.options, {**self.engine, "device": device})
-            self._loaded = (device, build_scorers(specs, device))
+            self._loaded = (rank, build_scorers(specs, device))
         return self._loaded[1]
 
     def _device(self, rank: int | None) -> str | None:

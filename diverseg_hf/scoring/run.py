@@ -113,7 +113,7 @@ def prepare_records(records: Iterable[Record], scorers: Sequence[Scorer]) -> tup
 
 def prepare_batch(records: Sequence[Record], cpu_scorers: Sequence[Scorer],
                   preparers: dict[str, Callable[[np.ndarray], Any]] | None = None) -> Batch:
-    """The CPU stage: :func:`prepare_records`, then each GPU scorer's preparer on the decoded images.
+    """The CPU stage: decode each record once (:func:`decode_record`), then :func:`prepare_decoded`.
 
     ``preparers`` maps a GPU scorer's name to its :meth:`~diverseg_hf.scoring.base.Scorer.preparer`.
     """
