@@ -85,12 +85,27 @@ def test_streaming_map_equals_the_score_table(corpus, tmp_path):
     _check_equal(rows, expected)
 
 
-def test_decoded_pil_cells_equal_the_score_table(corpus, tmp_path):
-    """The default ``Image()`` feature hands PIL images: converted with the CLI's semantics, the same values."""
-    path, _, expected = corpus
-    ds = _load(path, tmp_path).filter(lambda key: key not in (*BAD, "k_truncated"), input_columns="key")
-    out = ds.map(diverseg_hf.scorer_map("blockiness"), batched=True, batch_size=3)
+def test_default_image_feature_reads_the_stored_bytes(corpus, tmp_path):
+    """With the default ``Image()``, ``Dataset.map`` hands the function a lazy batch: the map reads the
+    stored bytes (never decoded by ``datasets``), so a corrupt file is a row with a reason, the values are
+    the table's, and the image column is written back byte for byte instead of re-encoded from PIL."""
+    path, cells, expected = corpus
+    out = _load(path, tmp_path).map(diverseg_hf.scorer_map("blockiness"), batched=True, batch_size=3)
+    assert len(out) == len(cells)
     _check_equal(out.remove_columns("image").to_list(), expected)
+    stored = out.cast_column("image", datasets.Image(decode=False))
+    assert {r["key"]: r["image"]["bytes"] for r in stored} == cells
+
+
+def test_decoded_pil_cells_equal_the_score_table(corpus, tmp_path):
+    """A streaming dataset with the default ``Image()`` decodes before the function sees it: PIL images,
+    converted with the CLI's semantics, give the same values."""
+    path, _, expected = corpus
+    good = _load(path, tmp_path).filter(lambda key: key not in (*BAD, "k_truncated"), input_columns="key")
+    ds = good.to_iterable_dataset()
+    rows = list(ds.map(diverseg_hf.scorer_map("blockiness"), batched=True, batch_size=3))
+    assert rows and all(type(r["image"]).__module__.startswith("PIL") for r in rows)
+    _check_equal([{k: v for k, v in r.items() if k != "image"} for r in rows], expected)
 
 
 @pytest.mark.parametrize("streaming", [False, True])

@@ -4,10 +4,12 @@
 that adds the score table's columns of one scorer (``blockiness``; ``sam_masks``; ``det_objects``...)
 and one ``<name>_error`` column; :func:`score_dataset` runs several scorers in one pass.
 
-- **Cells.** Every form the ``Image`` feature gives: ``{"bytes", "path"}`` (``Image(decode=False)``:
-  the fast and strict path, decoded once with :mod:`diverseg_hf.decode` exactly as ``diverseg score``
-  decodes, so the values equal the score table's bit for bit), raw bytes, a decoded PIL image
-  (converted with the same OpenCV semantics), or None.
+- **Cells.** Every form the ``Image`` feature gives: ``{"bytes", "path"}`` (``Image(decode=False)``,
+  and what ``Dataset.map`` holds before decoding: the map reads those stored cells, so ``datasets``
+  neither decodes nor re-encodes the column), raw bytes, a decoded PIL image (a streaming dataset's;
+  converted with the same OpenCV semantics), or None. Bytes are decoded once with
+  :mod:`diverseg_hf.decode` exactly as ``diverseg score`` decodes them: the values equal the score
+  table's bit for bit.
 - **Errors.** A missing, corrupt or undecodable image never fails the batch: its score columns get
   NaN (float columns) or -1 (count columns) and ``<name>_error`` the reason; ``""`` means no error.
   Every column is typed from the first batch on (no null-typed column), so a plain
@@ -109,7 +111,7 @@ class ScoreMap:
         return device
 
     def __call__(self, batch: Mapping[str, Any], rank: int | None = None) -> dict[str, Any]:
-        cells = list(batch[self._column(batch)])
+        cells = _cells(batch, self._column(batch))
         rows, images = zip(*[_decode_cell(cell) for cell in cells]) if cells else ((), ())
         out: dict[str, Any] = {}
         size = self.engine.get("batch_size")
@@ -132,6 +134,19 @@ class ScoreMap:
             if name in batch:
                 return name
         raise DiversegError(f"no image column among {sorted(batch)}; give image_column=")
+
+
+def _cells(batch: Mapping[str, Any], column: str) -> list:
+    """The cells of ``column``; from ``Dataset.map``'s lazy batch, the stored cells, before ``datasets`` decodes them.
+
+    Reading them undecoded gives the original bytes (strict decode, the score table's values) and
+    keeps the column unformatted, so that ``map`` writes it back as it was instead of re-encoding
+    the PIL images it would otherwise have decoded.
+    """
+    table = getattr(batch, "pa_table", None)
+    if table is not None and column in getattr(batch, "keys_to_format", ()):
+        return table.column(column).to_pylist()
+    return list(batch[column])
 
 
 def _rebuild(scorers: tuple[str, ...], image_column: str | None, device: str | None,
