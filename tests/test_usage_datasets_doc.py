@@ -140,3 +140,13 @@ def test_your_own_scorer_section_runs(photos, tmp_path):
     assert len(rows) == len(cells) and all(r["colourfulness"] is not None for r in rows if r["error"] is None)
     assert main(["select", str(tmp_path / "scores"), "--out", str(tmp_path / "sel"), "--min-quality", "0",
                  "--theta", "colourfulness=0"]) == 0
+
+
+def test_the_readme_map_example_is_the_tested_one():
+    readme = (USAGE.parents[1] / "README.md").read_text()
+    example = readme[readme.index("Or score a `datasets` dataset"):].split("```python\n")[1].split("```")[0]
+    tested = blocks("With datasets")[0][1]
+    lines = [line.split("  #")[0].rstrip() for line in example.splitlines() if line.startswith(("ds", "diverseg_hf"))]
+    doc = section("With datasets")
+    assert len(lines) == 3 and all(line in doc for line in lines), lines
+    assert "scorer_map" in tested
