@@ -41,14 +41,11 @@ from PIL import Image
 
 from ..decode.images import decode_rgb
 from ..errors import DiversegError, ImageError
-from ..sources.base import cell_record
+from ..sources.base import IMAGE_COLUMN_NAMES, cell_record
 from . import get_scorer_class
 from .base import ENGINE_OPTIONS, Scorer
 from .run import decode_record, prepare_decoded, preparers_of, score_batch
 from .specs import build_scorers, check_device, scorer_specs, spec_name
-
-#: Column names taken for the image when ``image_column`` is not given (in this order of preference).
-IMAGE_COLUMNS = ("image", "img", "jpg", "jpeg", "png", "webp")
 
 _MISSING = {"float": np.nan, "int": -1}
 
@@ -130,7 +127,7 @@ class ScoreMap:
             if self.image_column not in batch:
                 raise DiversegError(f"no column {self.image_column!r} in the batch; columns: {sorted(batch)}")
             return self.image_column
-        for name in IMAGE_COLUMNS:
+        for name in IMAGE_COLUMN_NAMES:
             if name in batch:
                 return name
         raise DiversegError(f"no image column among {sorted(batch)}; give image_column=")
@@ -191,7 +188,8 @@ def scorer_map(name: str, *, image_column: str | None = None, device: str | None
     ``device``: of a GPU scorer (default ``cuda`` when available; with ``with_rank=True`` rank r takes
     ``cuda:{r % device_count}``). ``options``: engine options (``batch_size``, ``dtype``,
     ``points_per_batch``...) and the scorer's own constructor options (``model=...``).
-    For untrusted corpora, cast the column first: ``ds.cast_column("image", Image(decode=False))``.
+    A streaming dataset decodes images before the function sees them (a corrupt file raises inside
+    ``datasets``): cast the column first, ``ds.cast_column("image", Image(decode=False))``.
 
     Example:
         >>> f = scorer_map("blockiness")
