@@ -17,6 +17,7 @@ from pipeline_helpers import good_images
 datasets = pytest.importorskip("datasets")
 
 import diverseg_hf  # noqa: E402
+from diverseg_hf import scoring  # noqa: E402
 from diverseg_hf.score import score  # noqa: E402
 from diverseg_hf.storage.score_table import ScoreTable  # noqa: E402
 
@@ -138,8 +139,9 @@ def test_every_cell_form_and_image_column():
         diverseg_hf.scorer_map("no_such_scorer")
 
 
-def test_score_dataset_runs_several_scorers_with_the_same_columns(corpus, tmp_path):
+def test_score_dataset_runs_several_scorers_with_the_same_columns(corpus, tmp_path, monkeypatch):
     path, _, expected = corpus
+    monkeypatch.setattr(scoring, "_REGISTRY", dict(scoring._REGISTRY))  # the registration ends with the test
     diverseg_hf.register_scorer("mean_level", "scorer_helpers:MeanLevel")
     ds = _load(path, tmp_path).cast_column("image", datasets.Image(decode=False))
     out = diverseg_hf.score_dataset(ds, ["blockiness", "mean_level"], batch_size=4)

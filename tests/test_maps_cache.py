@@ -16,6 +16,7 @@ from scorer_helpers import loads
 datasets = pytest.importorskip("datasets")
 
 import diverseg_hf  # noqa: E402
+from diverseg_hf import scoring  # noqa: E402
 
 
 @pytest.fixture
@@ -23,6 +24,7 @@ def load_log(tmp_path, monkeypatch):
     folder = tmp_path / "loads"
     folder.mkdir()
     monkeypatch.setenv("DIVERSEG_TEST_LOADS", str(folder))
+    monkeypatch.setattr(scoring, "_REGISTRY", dict(scoring._REGISTRY))  # registrations end with the test
     diverseg_hf.register_scorer("mean_level", "scorer_helpers:MeanLevel")
     diverseg_hf.register_scorer("fake_model", "scorer_helpers:FakeModelCounter")
     return folder
