@@ -149,3 +149,12 @@ def test_score_dataset_runs_several_scorers_with_the_same_columns(corpus, tmp_pa
     _check_equal(out.remove_columns("image").to_list(), expected)
     single = ds.map(diverseg_hf.scorer_map("mean_level"), batched=True)
     assert np.array_equal(np.array(out["mean_level"]), np.array(single["mean_level"]), equal_nan=True)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_map_without_batched_gives_the_same_values(corpus, tmp_path, streaming):
+    path, cells, expected = corpus
+    ds = _load(path, tmp_path, streaming=streaming).cast_column("image", datasets.Image(decode=False))
+    rows = list(ds.map(diverseg_hf.scorer_map("blockiness")).remove_columns("image"))
+    assert len(rows) == len(cells) and all(isinstance(r["blockiness"], float) for r in rows)
+    _check_equal(rows, expected)

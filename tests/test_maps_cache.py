@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from pipeline_helpers import good_images
@@ -88,3 +91,24 @@ def test_a_missing_count_is_minus_one_and_typed(load_log):
     out = ds.map(f, batched=True, batch_size=1)
     assert out["bright_pixels"] == [-1, -1] and out.features["bright_pixels"] == datasets.Value("int32")
     assert loads(load_log) and all(device == "cpu" for _, _, device in loads(load_log))
+
+
+SPAWNED = """
+import sys, multiprocess, datasets, diverseg_hf
+multiprocess.set_start_method("spawn", force=True)
+diverseg_hf.register_scorer("mean_level", "scorer_helpers:MeanLevel")  # not in the spawned workers' registry
+ds = datasets.load_from_disk(sys.argv[1])
+out = ds.map(diverseg_hf.scorer_map("mean_level", offset=1.0), batched=True, batch_size=2, num_proc=2, with_rank=True)
+print(sorted(out["mean_level"]) == sorted(v + 1.0 for v in ds.map(diverseg_hf.scorer_map("mean_level"))["mean_level"]))
+"""
+
+
+@pytest.mark.slow
+def test_spawned_map_workers_rebuild_the_function_from_its_pickle(cached, tmp_path):
+    cached.save_to_disk(str(tmp_path / "saved"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+           "HF_DATASETS_CACHE": str(tmp_path / "cache2")}
+    run = subprocess.run([sys.executable, "-c", SPAWNED, str(tmp_path / "saved")], capture_output=True, text=True,
+                         env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "True"

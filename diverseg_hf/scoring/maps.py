@@ -108,7 +108,10 @@ class ScoreMap:
         return device
 
     def __call__(self, batch: Mapping[str, Any], rank: int | None = None) -> dict[str, Any]:
-        cells = _cells(batch, self._column(batch))
+        column = self._column(batch)
+        if _is_row(batch, column):  # map without batched=True: one example, scalars back
+            return {name: _scalar(values[0]) for name, values in self(_as_batch(batch, column), rank).items()}
+        cells = _cells(batch, column)
         rows, images = zip(*[_decode_cell(cell) for cell in cells]) if cells else ((), ())
         out: dict[str, Any] = {}
         size = self.engine.get("batch_size")
@@ -144,6 +147,22 @@ def _cells(batch: Mapping[str, Any], column: str) -> list:
     if table is not None and column in getattr(batch, "keys_to_format", ()):
         return table.column(column).to_pylist()
     return list(batch[column])
+
+
+def _is_row(batch: Mapping[str, Any], column: str) -> bool:
+    """Whether ``batch`` is one example (``map`` without ``batched=True``) rather than a batch."""
+    if type(batch).__name__ in ("LazyRow", "LazyBatch"):  # Dataset.map's lazy formats
+        return type(batch).__name__ == "LazyRow"
+    return not isinstance(batch[column], (list, tuple))
+
+
+def _as_batch(row: Mapping[str, Any], column: str) -> dict[str, list]:
+    """One example as a batch of one, its image cell undecoded where ``datasets`` has not decoded it yet."""
+    return {column: _cells(row, column) if hasattr(row, "pa_table") else [row[column]]}
+
+
+def _scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _rebuild(scorers: tuple[str, ...], image_column: str | None, device: str | None,
