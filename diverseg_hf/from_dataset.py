@@ -147,12 +147,13 @@ def _score_table(src: DatasetSource, ds: Any, scorers: list[type], keep: Callabl
     def flush() -> None:
         base, _ = prepare_records([r for r, _ in batch], [])
         for out, (_, row) in zip(base, batch):
+            reasons = [out["error"]]  # the decode's, then each scorer's own
             for scorer in scorers:
-                for col in scorer.columns:
-                    out[col] = None if out["error"] else row[col]
-                if not out["error"]:
-                    reason = row.get(f"{scorer.name}_error")
-                    out["error"] = "; ".join(filter(None, [out["error"], reason])) or None
+                reason = None if out["error"] else row.get(f"{scorer.name}_error") or None
+                for col in scorer.columns:  # a row the map could not score holds nulls, as in the score table
+                    out[col] = None if out["error"] or reason else row[col]
+                reasons.append(reason)
+            out["error"] = "; ".join(filter(None, reasons)) or None
             if not out["error"] and (keep is None or keep(row)):  # a row with an error is never published
                 kept.add(out["key"])
         parts.append(pa.Table.from_pylist([{c: r.get(c) for c in schema.names} for r in base], schema=schema))

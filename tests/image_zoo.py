@@ -13,8 +13,9 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from conftest import encode
 from PIL import Image
+
+from conftest import encode
 
 #: name -> (file name, True if a valid image that must be scored, False if it must be an error)
 VALID = {

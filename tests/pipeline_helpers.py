@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from conftest import encode
 from image_zoo import textured, write_zoo
 
+from conftest import encode
 from diverseg_hf.scoring.base import ENGINE_OPTIONS, Scorer
 
 

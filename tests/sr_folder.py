@@ -14,11 +14,12 @@ import json
 import tarfile
 from pathlib import Path
 
-import conftest
 import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+import conftest
 
 FEATURES = datasets.Features(
     {"key": datasets.Value("string"), "image": datasets.Image(), "blockiness": datasets.Value("float64")}

@@ -53,16 +53,18 @@ def test_contract_defaults():
 def test_specs_route_each_option_to_the_scorers_that_accept_it(registry):
     common = {**GIVEN, "device": "cuda", "dtype": None}
     specs = dict(scorer_specs(["plain", "takesbatch", "optprobe"], {"takesbatch": {"batch_size": 9}}, common))
-    assert specs["plain"] == {}
-    assert specs["takesbatch"] == {"batch_size": 9}  # options given by scorer name win
-    assert specs["optprobe"] == {**GIVEN, "device": "cuda"}  # None (not given) is not passed
+    # a scorer registered at run time travels as its "module:Class" (worker processes lack the registry)
+    assert specs[_REGISTRY["plain"]] == {}
+    assert specs[_REGISTRY["takesbatch"]] == {"batch_size": 9}  # options given by scorer name win
+    assert specs[_REGISTRY["optprobe"]] == {**GIVEN, "device": "cuda"}  # None (not given) is not passed
 
 
 def test_specs_refuse_a_tuning_option_nobody_takes(registry):
     for option in ("points_per_batch", "image_batch_size", "compile"):
         with pytest.raises(ParameterError, match=f"{option} is taken by none of the scorers \\(plain, takesbatch\\)"):
             scorer_specs(["plain", "takesbatch"], common={option: 4})
-    assert scorer_specs(["plain"], common={"batch_size": 4, "device": "cuda", "dtype": "bfloat16"}) == [("plain", {})]
+    assert scorer_specs(["plain"], common={"batch_size": 4, "device": "cuda", "dtype": "bfloat16"}) == [
+        (_REGISTRY["plain"], {})]
     with pytest.raises(DiversegError, match="unknown engine options \\['bogus'\\]"):
         scorer_specs(["plain"], common={"bogus": 1})
 

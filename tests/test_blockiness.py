@@ -7,10 +7,10 @@ import math
 
 import numpy as np
 import pytest
-from conftest import SHARED_IMAGES, needs_shared_images
 from image_zoo import DAMAGED, INVALID, VALID, textured, write_zoo, zoo_bytes
 from PIL import Image
 
+from conftest import SHARED_IMAGES, needs_shared_images
 from diverseg_hf import blockiness, blockiness_batch, score_image
 from diverseg_hf.decode.images import decode_gray
 from diverseg_hf.errors import ImageError

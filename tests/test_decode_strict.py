@@ -15,10 +15,10 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import encode
 from image_zoo import DAMAGED, MORE_VALID, entropy_segment, textured, write_zoo, zoo_bytes
 from PIL import Image, ImageFile
 
+from conftest import encode
 from diverseg_hf import score_image
 from diverseg_hf.decode.images import MAX_PIXELS, decode_gray, decode_rgb, probe
 from diverseg_hf.errors import ImageError

@@ -8,10 +8,10 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import SHARED_IMAGES, encode, needs_shared_images
 from image_zoo import textured
 from PIL import Image
 
+from conftest import SHARED_IMAGES, encode, needs_shared_images
 from diverseg_hf.decode.images import decode_rgb, pil_to_rgb
 from diverseg_hf.decode.png import decode_png
 from diverseg_hf.errors import ImageError

@@ -145,3 +145,25 @@ def test_public_names() -> None:
     assert diverseg_hf.publish_dataset is publish_dataset and diverseg_hf.push is push
     assert {"publish_dataset", "push", "select_published"} <= set(diverseg_hf.__all__)
     assert diverseg_hf.select_published.__module__ == "diverseg_hf.rethreshold"
+
+
+def test_a_row_the_map_could_not_score_holds_nulls_in_the_scores_config(tmp_path) -> None:
+    """A scorer map marks a row it could not score with a sentinel (NaN; -1 for counts) and a reason in
+    ``<name>_error``: the published ``scores`` config holds null and the reason there, as a score table does,
+    and the row is not published; the other scorer's value of that row is kept."""
+    good = [data for data in good_images(3).values()]
+    ds = datasets.Dataset.from_dict({
+        "key": ["a", "b", "c"], "image": [{"bytes": b, "path": None} for b in good],
+        "blockiness": [1.5, 2.5, 3.5], "blockiness_error": ["", "", ""],
+        "sam_masks": [120, -1, 130], "sam_error": ["", "out-of-memory: even one image", ""],
+    }, features=datasets.Features({"key": datasets.Value("string"), "image": datasets.Image(decode=False),
+                                   "blockiness": datasets.Value("float64"),
+                                   "blockiness_error": datasets.Value("string"),
+                                   "sam_masks": datasets.Value("int64"), "sam_error": datasets.Value("string")}))
+    publish_dataset(ds, tmp_path / "out", name=NAME, format="parquet", progress=False)
+    scores = {r["key"]: r for r in datasets.load_dataset(str(tmp_path / "out"), "scores", split=NAME)}
+    assert scores["b"]["sam_masks"] is None and "out-of-memory" in scores["b"]["error"]
+    assert scores["b"]["blockiness"] == 2.5
+    assert scores["a"]["sam_masks"] == 120 and scores["a"]["error"] is None
+    published = datasets.load_dataset(str(tmp_path / "out"), NAME, split="train")
+    assert sorted(published["key"]) == ["a", "c"]

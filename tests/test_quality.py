@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DF2K_BASIS
 from PIL import Image
 from scipy.special import kl_div
 from scipy.stats import gaussian_kde
 
+from conftest import DF2K_BASIS
 from diverseg_hf import DiversegError, QualityEstimate, estimate_quality, load_basis
 from diverseg_hf.cli import main
 from diverseg_hf.quality.basis import read_scores_tsv

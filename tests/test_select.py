@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import DF2K_BASIS, encode
 from image_zoo import textured
 from pipeline_helpers import synthetic_scores
 
+from conftest import DF2K_BASIS, encode
 from diverseg_hf.errors import DiversegError
 from diverseg_hf.score import score
 from diverseg_hf.scoring import _REGISTRY

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from conftest import SHARED_IMAGES, needs_shared_images
 from image_zoo import textured
 from PIL import Image
 
+from conftest import SHARED_IMAGES, needs_shared_images
 from diverseg_hf.cli import main as cli_main
 from diverseg_hf.errors import DiversegError
 from diverseg_hf.sr import imresize

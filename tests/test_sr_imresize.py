@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from conftest import SHARED_IMAGES, needs_shared_images
 from PIL import Image
 
+from conftest import SHARED_IMAGES, needs_shared_images
 from diverseg_hf.errors import DiversegError
 from diverseg_hf.sr import imresize
 from diverseg_hf.sr.imresize import imresize_window, output_size, resize_weights

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SHARED_IMAGES, needs_shared_images
 from PIL import Image
+
+from conftest import SHARED_IMAGES, needs_shared_images
 
 torch = pytest.importorskip("torch")
 

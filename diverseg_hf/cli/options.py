@@ -18,6 +18,7 @@ from typing import Any
 
 from ..engines.ray import DEFAULT_ROWS_PER_BLOCK, ray_engine
 from ..errors import DiversegError, require
+from ..scoring.specs import check_device
 from ..sources import DEFAULT_UNIT_SIZE, KINDS, open_source
 
 
@@ -126,7 +127,10 @@ def _engine(args: argparse.Namespace):
 
 
 def score_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments of :func:`diverseg_hf.score.score` (only those given)."""
+    """Keyword arguments of :func:`diverseg_hf.score.score` (only those given); a CUDA ``--device`` this
+    machine lacks is refused here, in one line, before any scorer is built (Ray's workers have their own)."""
+    if args.engine != "ray":
+        check_device(args.device)
     options: dict[str, dict[str, Any]] = {}
     if args.sam_model:
         options["sam"] = {"model": args.sam_model}

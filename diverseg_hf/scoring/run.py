@@ -74,7 +74,7 @@ class Batch:
         return out
 
 
-def _decode(record: Record) -> tuple[dict[str, Any], np.ndarray | None]:
+def decode_record(record: Record) -> tuple[dict[str, Any], np.ndarray | None]:
     """The base columns of ``record`` and its decoded RGB array (None + ``error`` when it cannot be decoded)."""
     row: dict[str, Any] = {
         "key": record.key,
@@ -107,21 +107,26 @@ def prepare_records(records: Iterable[Record], scorers: Sequence[Scorer]) -> tup
     Returns ``(rows, images)``: one row dict per record and the decoded RGB array (None where the
     record could not be decoded; its ``error`` holds the :class:`ImageError` reason).
     """
-    decoded = [_decode(record) for record in records]
-    rows = [row for row, _ in decoded]
-    images = [rgb for _, rgb in decoded]
-    for scorer in scorers:
-        _merge(rows, images, scorer)
-    return rows, images
+    batch = prepare_batch(records, scorers)
+    return batch.rows, batch.images
 
 
 def prepare_batch(records: Sequence[Record], cpu_scorers: Sequence[Scorer],
                   preparers: dict[str, Callable[[np.ndarray], Any]] | None = None) -> Batch:
-    """The CPU stage: :func:`prepare_records`, then each GPU scorer's preparer on the decoded images.
+    """The CPU stage: decode each record once (:func:`decode_record`), then :func:`prepare_decoded`.
 
     ``preparers`` maps a GPU scorer's name to its :meth:`~diverseg_hf.scoring.base.Scorer.preparer`.
     """
-    rows, images = prepare_records(records, cpu_scorers)
+    decoded = [decode_record(record) for record in records]
+    return prepare_decoded([row for row, _ in decoded], [rgb for _, rgb in decoded], cpu_scorers, preparers)
+
+
+def prepare_decoded(rows: list[dict], images: list, cpu_scorers: Sequence[Scorer],
+                    preparers: dict[str, Callable[[np.ndarray], Any]] | None = None) -> Batch:
+    """The CPU stage after decoding: ``cpu_scorers`` on ``images`` (None where decoding failed, its
+    ``rows[i]["error"]`` saying why), then the GPU scorers' ``preparers``."""
+    for scorer in cpu_scorers:
+        _merge(rows, images, scorer)
     inputs = {name: _prepare(rows, images, name, fn) for name, fn in (preparers or {}).items()}
     return Batch(rows, images, inputs)
 

@@ -1,5 +1,9 @@
 """Scorer specs: (name, constructor options) pairs that travel to worker processes and Ray actors.
 
+A scorer registered at run time (:func:`~diverseg_hf.scoring.register_scorer`) travels as its
+``"module:Class"``, so that a worker process or Ray actor, which does not share this process's
+registry, imports the class itself; the built-in scorers travel by name.
+
 The engine options given to ``score()`` (:data:`~diverseg_hf.scoring.base.ENGINE_OPTIONS`) go to
 each scorer whose class accepts them (:meth:`~diverseg_hf.scoring.base.Scorer.accepted_options`);
 options given for one scorer by name come on top.
@@ -19,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import DiversegError, ParameterError, require
-from . import create_scorer, get_scorer_class
+from . import _BUILTIN, create_scorer, get_scorer_class, scorer_target
 from .base import ENGINE_OPTIONS, Scorer
 
 ScorerSpec = tuple[str, dict[str, Any]]
@@ -67,8 +71,18 @@ def scorer_specs(names: Sequence[str], options: dict[str, dict[str, Any]] | None
     for name in names:
         opts = {k: v for k, v in given.items() if k in accepted[name]}
         opts.update((options or {}).get(name, {}))
-        specs.append((name, opts))
+        specs.append((spec_name(name), opts))
     return specs
+
+
+def spec_name(name: str) -> str:
+    """``name`` for a built-in scorer, else its ``"module:Class"`` (resolvable in any process).
+
+    Example:
+        >>> spec_name("blockiness"), spec_name("mypackage.scorers:MeanLevel")
+        ('blockiness', 'mypackage.scorers:MeanLevel')
+    """
+    return name if name in _BUILTIN else scorer_target(name)
 
 
 def build_scorers(specs: Sequence[ScorerSpec], device: str | None = None) -> list[Scorer]:
@@ -77,3 +91,22 @@ def build_scorers(specs: Sequence[ScorerSpec], device: str | None = None) -> lis
     if device:
         scorers = [s.to(device) if s.uses_gpu else s for s in scorers]
     return scorers
+
+
+def check_device(device: str | None) -> None:
+    """Refuse a CUDA device that this machine does not have, in one line.
+
+    Example:
+        >>> check_device("cpu")
+    """
+    if not device or not str(device).startswith("cuda"):
+        return
+    try:
+        import torch
+    except ImportError:
+        raise DiversegError(f"device {device!r}: torch is not installed") from None
+    if not torch.cuda.is_available():
+        raise DiversegError(f"device {device!r}: CUDA is not available on this machine (use --device cpu)")
+    index = str(device).partition(":")[2]
+    if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+        raise DiversegError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
