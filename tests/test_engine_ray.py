@@ -157,6 +157,53 @@ def test_ray_table_equals_local_table(cluster, folder, tmp_path):
     assert_same_table(tmp_path / "local", tmp_path / "ray")
 
 
+@pytest.fixture(scope="module")
+def broken_sources(tmp_path_factory) -> dict[str, Path]:
+    """Sources whose records carry source-level errors: a folder with a dangling link, a FIFO and a
+    zero-byte file; a Parquet file with path-only cells; a tar with a sample that has no image."""
+    import io
+    import tarfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path_factory.mktemp("broken")
+    folder = root / "folder"
+    folder.mkdir()
+    png = io.BytesIO()
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(png, "PNG")
+    (folder / "good.png").write_bytes(png.getvalue())
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "dangling.png").symlink_to(folder / "gone.png")
+    os.mkfifo(folder / "fifo.png")
+    cells = [{"bytes": png.getvalue(), "path": "a.png"}, {"bytes": None, "path": "good.png"},
+             {"bytes": None, "path": "absent.png"}, {"bytes": None, "path": None}]
+    pq.write_table(pa.table({"image": cells}), folder.parent / "cells.parquet")
+    (root / "good.png").write_bytes(png.getvalue())  # what the path-only cell "good.png" names
+    with tarfile.open(root / "samples.tar", "w") as tar:
+        for name, data in (("a.png", png.getvalue()), ("b.json", b"{}"), ("c.png", png.getvalue())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return {"folder": folder, "parquet": root / "cells.parquet", "tar": root / "samples.tar"}
+
+
+@pytest.mark.parametrize("kind", ["folder", "parquet", "tar"])
+def test_ray_carries_source_errors_like_local(cluster, broken_sources, tmp_path, kind):
+    """Records with source-level errors (the source could not hand over the bytes) reach Ray's actors
+    whole: the same rows, error reasons included, as the local engine's."""
+    source = str(broken_sources[kind])
+    score(source, tmp_path / "local", unit_size=2, progress=False)
+    score_with_ray(source, tmp_path / "ray", workers=2, rows_per_block=1, unit_size=2, progress=False, **RAY_OPTS)
+    assert_same_table(tmp_path / "local", tmp_path / "ray")
+    errors = [e for e in ScoreTable.open(tmp_path / "ray").read().column("error").to_pylist() if e]
+    expected = {"folder": ("missing: dangling symlink", "unsupported: a FIFO", "empty:"),
+                "parquet": ("unreadable: image cell holds only the path 'absent.png'", "empty: image cell has"),
+                "tar": ("missing: no image member",)}[kind]
+    for reason in expected:
+        assert any(e.startswith(reason) for e in errors), (reason, errors)
+
+
 def test_workers_get_their_own_gpu(cluster, folder, tmp_path):
     score_with_ray(str(folder), tmp_path / "ray", ["test_gpu_probe"], workers=2, gpus_per_worker=1,
                    rows_per_block=2, unit_size=8, progress=False, **RAY_OPTS)

@@ -43,6 +43,7 @@ from ..scoring.run import score_unit
 from ..scoring.specs import ScorerSpec, build_scorers
 from ..sources import Record, Unit
 from ..storage import table_schema
+from .records import RECORD_TYPE, pack_record, unpack_record
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +56,8 @@ DEFAULT_MAX_RETRIES = 3
 
 # Helper columns that travel with the records through the pipeline, dropped before commit.
 _UNIT, _SEQ, _END = "__unit", "__seq", "__end"
-_RECORD_SCHEMA = pa.schema(
-    [(_UNIT, pa.int64()), (_SEQ, pa.int64()), (_END, pa.bool_()),
-     ("key", pa.string()), ("data", pa.binary()), ("origin", pa.string())]
-)
+_RECORD = "__record"  # the whole Record (engines.records), None on an end marker
+_RECORD_SCHEMA = pa.schema([(_UNIT, pa.int64()), (_SEQ, pa.int64()), (_END, pa.bool_()), (_RECORD, RECORD_TYPE)])
 
 Engine = Callable[..., None]
 
@@ -80,13 +79,12 @@ def _read_units(batch: pa.Table, rows_per_block: int) -> Iterator[pa.Table]:
         rows: list[dict[str, Any]] = []
         seq = 0
         for record in unit.records():
-            rows.append({_UNIT: index, _SEQ: seq, _END: False, "key": record.key, "data": record.data,
-                         "origin": record.origin})
+            rows.append({_UNIT: index, _SEQ: seq, _END: False, _RECORD: pack_record(record)})
             seq += 1
             if len(rows) >= rows_per_block:
                 yield pa.Table.from_pylist(rows, schema=_RECORD_SCHEMA)
                 rows = []
-        rows.append({_UNIT: index, _SEQ: seq, _END: True, "key": None, "data": None, "origin": None})
+        rows.append({_UNIT: index, _SEQ: seq, _END: True, _RECORD: None})
         yield pa.Table.from_pylist(rows, schema=_RECORD_SCHEMA)
 
 
@@ -101,11 +99,8 @@ class _ScoringActor:
     def __call__(self, batch: pa.Table) -> pa.Table:
         is_end = batch.column(_END)
         records = batch.filter(pc.invert(is_end))
-        block = _Block("block", records.num_rows, rows=tuple(
-            Record(k, d, o) for k, d, o in zip(records.column("key").to_pylist(),
-                                               records.column("data").to_pylist(),
-                                               records.column("origin").to_pylist())
-        ))
+        block = _Block("block", records.num_rows,
+                       rows=tuple(unpack_record(blob) for blob in records.column(_RECORD).to_pylist()))
         scored = score_unit(block, self.scorers, self.batch_size)
         markers = batch.filter(is_end)
         unscored = pa.Table.from_pylist([{}] * markers.num_rows, schema=self.schema)
