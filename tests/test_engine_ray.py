@@ -86,6 +86,7 @@ def register_test_scorers() -> None:
     scoring._REGISTRY.setdefault("test_mean", "test_engine_ray:MeanScorer")
     scoring._REGISTRY.setdefault("test_gpu_probe", "test_engine_ray:GpuProbeScorer")
     scoring._REGISTRY.setdefault("optprobe", "pipeline_helpers:OptionsProbe")
+    scoring._REGISTRY.setdefault("counted_sam", "load_helpers:CountedSamScorer")
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +227,24 @@ def test_engine_options_reach_the_actors(cluster, folder, tmp_path):
         assert row["got_compile"] is True and 1 <= row["call_size"] <= 3
     header = json.loads((tmp_path / "ray" / MANIFEST).read_text())["header"]
     assert header["scorers"][0]["options"] == given
+
+
+def test_models_load_only_in_the_actors(cluster, tmp_path):
+    """The driver reads the scorers' settings without loading weights; each actor loads its model once."""
+    pytest.importorskip("transformers")
+    from load_helpers import loads
+    from sam_helpers import shape_images
+
+    root = tmp_path / "src"
+    root.mkdir()
+    for i, rgb in enumerate(shape_images(4, seed=2, low=40, high=64)):
+        Image.fromarray(rgb).save(root / f"{i}.png")
+    log = tmp_path / "loads"
+    score_with_ray(str(root), tmp_path / "ray", ["counted_sam"], scorer_options={"counted_sam": {"load_log": str(log)}},
+                   workers=1, rows_per_block=2, unit_size=2, progress=False, **RAY_OPTS)
+    pids = loads(log)
+    assert pids and os.getpid() not in pids and len(pids) == len(set(pids))  # loaded in actors only, once each
+    assert all(r["error"] is None for r in ScoreTable.open(tmp_path / "ray").read().to_pylist())
 
 
 def test_crashed_actor_is_restarted_and_block_retried(cluster, folder, tmp_path):

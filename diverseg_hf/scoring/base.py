@@ -79,8 +79,16 @@ class Scorer:
         return GPU_ENGINE_OPTIONS if cls.uses_gpu else frozenset()
 
     def settings(self) -> dict[str, Any]:
-        """JSON-serialisable settings recorded with every score table."""
+        """JSON-serialisable settings recorded with every score table; known without loading a model."""
         return {}
+
+    def load(self) -> Scorer:
+        """Load the model now (the engine calls it where the scorer will run); models load once, lazily.
+
+        A scorer with weights loads them here, or on its first call, never in its constructor: the
+        driver of a run builds scorers only to read their :meth:`settings`.
+        """
+        return self
 
     def to(self, device: str) -> Scorer:
         """Move to ``device`` ("cpu", "cuda", "cuda:1"...); CPU-only scorers ignore it."""

@@ -64,6 +64,12 @@ class CountingScorer(Scorer):
         self.counter.to(device)
         return self
 
+    def load(self) -> CountingScorer:
+        load = getattr(self.counter, "load", None)
+        if load is not None:
+            load()
+        return self
+
     def __call__(self, images: list[np.ndarray]) -> dict[str, list]:
         try:
             return {self.column: self._count(images), "error": [None] * len(images)}

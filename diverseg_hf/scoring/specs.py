@@ -71,9 +71,21 @@ def scorer_specs(names: Sequence[str], options: dict[str, dict[str, Any]] | None
     return specs
 
 
-def build_scorers(specs: Sequence[ScorerSpec], device: str | None = None) -> list[Scorer]:
-    """Instantiate scorers from specs; GPU scorers are moved to ``device`` when given."""
+def build_scorers(specs: Sequence[ScorerSpec], device: str | None = None, load: bool = False) -> list[Scorer]:
+    """Instantiate scorers from specs; GPU scorers are moved to ``device`` when given.
+
+    Without ``load`` no model is loaded: enough for :meth:`~diverseg_hf.scoring.base.Scorer.settings`.
+    Engines pass ``load=True`` in the processes that score (:meth:`~diverseg_hf.scoring.base.Scorer.load`),
+    so that a model that cannot load fails the run there, in one line, before any image.
+
+    Example:
+        >>> [s.name for s in build_scorers([("blockiness", {})], load=True)]
+        ['blockiness']
+    """
     scorers = [create_scorer(name, **opts) for name, opts in specs]
     if device:
         scorers = [s.to(device) if s.uses_gpu else s for s in scorers]
+    if load:
+        for scorer in scorers:
+            scorer.load()
     return scorers

@@ -40,7 +40,6 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from PIL import Image
 from ..decode.images import decode_rgb, probe
 from ..errors import DiversegError, ImageError, require
 from ..files import TEMP_GLOB, write_atomic, write_bytes_atomic, write_json_atomic
+from ..processes import process_pool
 from ..storage import DatasetDir, iter_parquet_rows, parquet_schema
 from . import basicsr
 from .evaluate import modcrop
@@ -200,7 +200,7 @@ def _ordered_map(fn: Callable[[tuple], Done], tasks: Iterator[tuple], workers: i
     if workers <= 1:
         yield from map(fn, tasks)
         return
-    with ProcessPoolExecutor(workers) as pool:
+    with process_pool(workers) as pool:
         pending = []
         for task in tasks:
             pending.append(pool.submit(fn, task))
