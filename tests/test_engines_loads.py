@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from load_helpers import loads
@@ -56,6 +56,8 @@ def test_each_model_loads_once_in_each_process_that_scores(tmp_path, registry, i
     to = SamMaskCounter.to
 
     def to_cpu(self, device):  # no GPU here; one torch thread (a forked child cannot use the parent's pool)
+        import torch
+
         torch.set_num_threads(1)
         return to(self, "cpu")
 
