@@ -8,8 +8,9 @@ spawn otherwise (CUDA cannot fork). Its workers end with the run, however the ru
   and joined, rather than left to finish their queued work;
 - the main process dies without a word (SIGKILL): each worker notices within a second that its
   parent is gone and exits;
-- the workers ignore SIGINT's ``KeyboardInterrupt`` duty: they exit on SIGINT/SIGTERM/SIGHUP by the
-  default action, and the main process does the cleaning up.
+- the workers leave the cleaning up to the main process: they ignore SIGINT (Ctrl-C reaches the
+  whole process group; the main process then terminates them, so its ``KeyboardInterrupt`` is never
+  overtaken by a broken pool) and end on SIGTERM/SIGHUP by the default action.
 
 :func:`signals_as_interrupts` (used by the CLI) turns SIGTERM and SIGHUP in the main process into a
 :class:`Terminated` exception, a ``KeyboardInterrupt``: the run unwinds as it does for Ctrl-C
@@ -86,8 +87,9 @@ def _watch_parent(parent: int) -> None:
 
 
 def _worker_start(parent: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
-    for signum in (*TERMINATING, signal.SIGINT):
+    for signum in TERMINATING:
         signal.signal(signum, signal.SIG_DFL)  # a forked worker inherits the CLI's handlers; end plainly
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the main process ends us
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="diverseg-parent-watch").start()
     if initializer is not None:
         initializer(*initargs)

@@ -1,5 +1,6 @@
-"""SIGTERM and SIGHUP end a CLI run like Ctrl-C: exit 128 + signal, no worker process left, committed
-work kept, no temporary file left; a re-run resumes to the table of an uninterrupted run.
+"""SIGTERM and SIGHUP end a CLI run like Ctrl-C (SIGINT to the process group): exit 128 + signal, no
+worker process left, committed work kept, no temporary file left; a re-run resumes to the table of an
+uninterrupted run.
 
 The run is ``diverseg score --workers 2`` in its own session (its process group holds the pool's
 workers), slowed down by the ``slowtest`` scorer so that the signal lands mid-run.
@@ -64,8 +65,10 @@ def wait_for_first_unit(proc: subprocess.Popen, out: Path, log: Path) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_signal_ends_the_whole_run_and_a_rerun_resumes(tmp_path, signum):
+@pytest.mark.parametrize(("signum", "message"), [(signal.SIGTERM, "terminated (SIGTERM)"),
+                                                 (signal.SIGHUP, "terminated (SIGHUP)"),
+                                                 (signal.SIGINT, "interrupted")], ids=["SIGTERM", "SIGHUP", "Ctrl-C"])
+def test_signal_ends_the_whole_run_and_a_rerun_resumes(tmp_path, signum, message):
     mixed_folder(tmp_path / "src", n_good=30)
     out = tmp_path / "scores"
     log = tmp_path / "stderr"
@@ -73,7 +76,10 @@ def test_signal_ends_the_whole_run_and_a_rerun_resumes(tmp_path, signum):
     try:
         wait_for_first_unit(proc, out, log)
         assert len(group_members(proc.pid)) >= 3  # the driver and its two workers
-        proc.send_signal(signum)  # to the main process only, as `kill PID` does
+        if signum == signal.SIGINT:
+            os.killpg(proc.pid, signum)  # Ctrl-C in a terminal: the whole process group
+        else:
+            proc.send_signal(signum)  # to the main process only, as `kill PID` does
         proc.wait(timeout=60)
         deadline = time.monotonic() + 30  # the workers are ended before the main process exits; allow reaping
         while group_members(proc.pid) and time.monotonic() < deadline:
@@ -85,7 +91,7 @@ def test_signal_ends_the_whole_run_and_a_rerun_resumes(tmp_path, signum):
         proc.wait()
     assert not left, f"worker processes left behind: {left}"
     assert proc.returncode == 128 + signum, log.read_text()[-2000:]
-    assert f"terminated ({signal.Signals(signum).name})" in log.read_text()
+    assert f"diverseg score: {message}" in log.read_text()
     assert not ScoreTable.open(out).complete and list((out / "units").glob("*.parquet"))  # committed work kept
     assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.name.endswith(".tmp")]
 
