@@ -121,6 +121,7 @@ def score(
     check_output_dir("out", out)
     runner = resolve_engine(engine, workers=workers, gpus=gpus, device=device, dtype=dtype, batch_size=batch_size,
                             points_per_batch=points_per_batch, image_batch_size=image_batch_size, compile=compile)
+    runner.check()  # e.g. the [ray] extra, before the table exists
     specs = scorer_specs(list(scorers), scorer_options, runner.options.scorer_options())
     src = source if isinstance(source, Source) else open_source(
         source, unit_size=unit_size, config=hub_config, split=split)

@@ -77,3 +77,16 @@ def test_curate_passes_the_options_object_through(tmp_path):
                     score_options={"scorers": ["blockiness"], "engine": EngineOptions(workers=2, batch_size=2)})
     assert result.scores.rows == 4
     assert ScoreTable.open(DatasetDir(tmp_path / "ds").work_dir("mine") / "scores").complete
+
+
+def test_ray_engine_without_ray_fails_before_the_table_exists(tmp_path, monkeypatch):
+    import sys
+
+    from diverseg_hf.errors import MissingExtraError
+    from diverseg_hf.score import score
+
+    write_files(tmp_path / "src", good_images(2))
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the [ray] extra were absent
+    with pytest.raises(MissingExtraError, match=r"diverseg-hf\[ray\]"):
+        score(str(tmp_path / "src"), tmp_path / "scores", engine="ray", progress=False)
+    assert not (tmp_path / "scores").exists()

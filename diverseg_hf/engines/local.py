@@ -78,6 +78,9 @@ class LocalEngine:
     def __init__(self, options: EngineOptions | None = None):
         self.options = options or EngineOptions()
 
+    def check(self) -> None:
+        """Nothing to check: this machine is always there."""
+
     def run(self, units: Sequence[Unit], specs: Sequence[ScorerSpec], commit: Commit, *,
             total: int | None = None, progress: bool = True) -> None:
         """Score ``units`` with the scorers of ``specs`` and ``commit`` each unit's table."""

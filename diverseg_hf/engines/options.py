@@ -133,6 +133,9 @@ class Engine(Protocol):
 
     options: EngineOptions
 
+    def check(self) -> None:
+        """Raise the one-line error for what the engine lacks (an extra), before the run does any work."""
+
     def run(self, units: Sequence[Unit], specs: Sequence[ScorerSpec], commit: Commit, *,
             total: int | None = None, progress: bool = True) -> None:
         """Score ``units`` with the scorers of ``specs``; ``commit(unit_id, table)`` as each unit completes."""

@@ -187,6 +187,11 @@ class RayEngine:
         if self.options.engine != "ray":
             raise ParameterError("engine", f"of a RayEngine's options must be 'ray', not {self.options.engine!r}")
 
+    def check(self) -> None:
+        """The ``[ray]`` extra must be installed (a one-line :class:`MissingExtraError` otherwise)."""
+        require("ray", "ray")
+        require("ray.data", "ray")
+
     def run(self, units: Sequence[Unit], specs: Sequence[ScorerSpec], commit: Commit, *,
             total: int | None = None, progress: bool = True) -> None:
         """Score ``units`` on the cluster and ``commit`` each unit's table here as it completes."""
@@ -195,8 +200,8 @@ class RayEngine:
             logger.info("ray: device %s ignored; actors use cuda when gpus_per_worker > 0", opts.device)
         if not units:
             return
+        self.check()
         ray = require("ray", "ray")
-        require("ray.data", "ray")
         started = _connect(ray, opts.address, opts.runtime_env)
         try:
             _run(ray, list(units), list(specs), commit, opts, total=total, progress=progress)
