@@ -2,7 +2,7 @@
 
 :func:`score` opens the source, records what made the table (source, scorers and settings, limit,
 units) in a :class:`~diverseg_hf.storage.ScoreTable`, and hands the units not yet committed to an
-engine (:func:`diverseg_hf.engines.local.run_local` by default, or the Ray engine), which runs
+engine (:class:`~diverseg_hf.engines.LocalEngine` by default, or the Ray engine), which runs
 :func:`diverseg_hf.scoring.run.score_unit` on each and commits the results through the table.
 
 Example:
@@ -21,13 +21,12 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .engines.local import run_local
-from .engines.ray import DEFAULT_MAX_RETRIES, DEFAULT_ROWS_PER_BLOCK, DEFAULT_TIMEOUT_S, ray_engine
+from .engines import Engine, EngineOptions, engine_options, resolve_engine
 from .errors import DiversegError, check_at_least
 from .files import check_output_dir, holds_lock
 from .scoring.specs import build_scorers, scorer_specs
@@ -91,7 +90,7 @@ def score(
     points_per_batch: int | None = None,
     image_batch_size: int | None = None,
     compile: bool = False,
-    workers: int = 1,
+    workers: int | None = None,
     resume: bool = True,
     overwrite: bool = False,
     limit: int | None = None,
@@ -99,7 +98,7 @@ def score(
     hub_config: str | None = None,
     split: str = "train",
     progress: bool = True,
-    engine: Callable[..., None] | None = None,
+    engine: str | EngineOptions | Engine | None = None,
 ) -> ScoreSummary:
     """Score every record of ``source`` into a score table at ``out`` (resumable).
 
@@ -107,9 +106,10 @@ def score(
     The engine options ``device``, ``dtype``, ``batch_size`` (images per scorer call), ``points_per_batch``,
     ``image_batch_size`` and ``compile`` (torch.compile) go to each scorer that accepts them
     (:data:`diverseg_hf.scoring.base.ENGINE_OPTIONS`) and are recorded with its options in the table.
-    CPU scorers run over ``workers`` processes; GPU scorers in this process on ``device``, or one
-    process per GPU with ``gpus=[0, 1]``. ``engine`` replaces the local engine: a callable with the
-    call shape of :func:`diverseg_hf.engines.local.run_local` (e.g. ``engines.ray.ray_engine(...)``).
+    CPU scorers run over ``workers`` processes (default 1); GPU scorers in this process on ``device``,
+    or one process per GPU with ``gpus=[0, 1]``. ``engine``: ``"local"`` (default) or ``"ray"``, an
+    :class:`~diverseg_hf.engines.EngineOptions` (the keyword arguments above, where given, override
+    its fields) or an engine object. Models load only in the processes that score.
 
     Example:
         >>> score("/no/such/folder", "/tmp/x")
@@ -117,17 +117,13 @@ def score(
         ...
         diverseg_hf.errors.DiversegError: no such file or folder: /no/such/folder
     """
-    check_at_least("workers", workers)
     if limit is not None:
         check_at_least("limit", limit)
     check_output_dir("out", out)
-    engine_options = {"device": device, "dtype": dtype, "batch_size": batch_size,
-                      "points_per_batch": points_per_batch, "image_batch_size": image_batch_size,
-                      "compile": compile or None}
-    for name in ("batch_size", "points_per_batch", "image_batch_size"):
-        if engine_options[name] is not None:
-            check_at_least(name, engine_options[name])
-    specs = scorer_specs(list(scorers), scorer_options, engine_options)
+    runner = resolve_engine(engine, workers=workers, gpus=gpus, device=device, dtype=dtype, batch_size=batch_size,
+                            points_per_batch=points_per_batch, image_batch_size=image_batch_size, compile=compile)
+    runner.check()  # e.g. the [ray] extra, before the table exists
+    specs = scorer_specs(list(scorers), scorer_options, runner.options.scorer_options())
     src = source if isinstance(source, Source) else open_source(
         source, unit_size=unit_size, config=hub_config, split=split)
     check_output_dir("out", out, {"source": src.spec})
@@ -136,7 +132,7 @@ def score(
     units = src.units(limit)
     if not units:
         raise DiversegError(f"source {src.spec} has no records")
-    probe_scorers = build_scorers(specs)
+    probe_scorers = build_scorers(specs)  # settings only: no model is loaded here
     header = {
         "source": src.describe(),
         "limit": limit,
@@ -158,13 +154,7 @@ def score(
         logger.info("resuming: %d of %d units already complete", before, len(units))
     expected = [u.size if u.max_records is None else min(u.max_records, u.size or math.inf) for u in todo]
     total = None if any(s is None for s in expected) else int(sum(expected))  # type: ignore[arg-type]
-    options = {"workers": workers, "gpus": gpus, "device": device, "batch_size": batch_size, "total": total,
-               "progress": progress}
-    if engine is None:
-        run_local(todo, specs, table.commit, scorers=probe_scorers, **options)
-    else:
-        del probe_scorers  # the engine builds its own scorers where it runs them
-        engine(todo, specs, table.commit, **options)
+    runner.run(todo, specs, table.commit, total=total, progress=progress)
     totals = table.totals()
     summary = ScoreSummary(out=Path(out), units_done_before=before, **totals)
     logger.info("score: %s", summary)
@@ -188,30 +178,26 @@ def score_with_ray(
     out: str | os.PathLike,
     scorers: Sequence[str] = ("blockiness",),
     *,
-    address: str | None = None,
-    workers: int = 1,
-    gpus_per_worker: float = 0,
-    cpus_per_worker: float | None = None,
-    batch_size: int | None = None,
-    rows_per_block: int = DEFAULT_ROWS_PER_BLOCK,
     resume: bool = True,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    max_retries: int = DEFAULT_MAX_RETRIES,
-    runtime_env: dict[str, Any] | None = None,
-    **score_options: Any,
+    scorer_options: dict[str, dict[str, Any]] | None = None,
+    overwrite: bool = False,
+    limit: int | None = None,
+    unit_size: int = DEFAULT_UNIT_SIZE,
+    hub_config: str | None = None,
+    split: str = "train",
+    progress: bool = True,
+    **options: Any,
 ) -> ScoreSummary:
     """:func:`score` on a Ray cluster: same table, same resume, many GPUs.
 
-    ``address``: ``HOST:PORT`` of a running cluster (``ray start --head``), ``auto``, or None for a
-    throw-away local cluster. ``workers`` actors with ``gpus_per_worker`` GPUs each score blocks of
-    ``rows_per_block`` records, ``batch_size`` images per scorer call. Other keyword arguments
-    (``scorer_options``, ``overwrite``, ``limit``, ``unit_size``, ...) go to :func:`score`.
+    ``options`` are the fields of :class:`~diverseg_hf.engines.EngineOptions`: ``address`` (``HOST:PORT``
+    of a running cluster, ``auto``, or None for a throw-away local cluster), ``workers`` actors with
+    ``gpus_per_worker`` GPUs each scoring blocks of ``rows_per_block`` records, ``batch_size`` images per
+    scorer call, ``timeout_s``, ``max_retries``, ``runtime_env``... The other arguments are :func:`score`'s.
 
     Example:
         >>> score_with_ray("photos/", "scores/", workers=2, address="head:6379")  # doctest: +SKIP
     """
-    engine = ray_engine(address=address, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
-                        rows_per_block=rows_per_block, timeout_s=timeout_s, max_retries=max_retries,
-                        runtime_env=runtime_env)
-    return score(source, out, scorers, workers=workers, batch_size=batch_size, resume=resume, engine=engine,
-                 **score_options)
+    return score(source, out, scorers, scorer_options, resume=resume, overwrite=overwrite, limit=limit,
+                 unit_size=unit_size, hub_config=hub_config, split=split, progress=progress,
+                 engine=engine_options("ray", **options))

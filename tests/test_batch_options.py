@@ -4,15 +4,13 @@ that accept them, on the local engine's every path and from the CLI, and are rec
 from __future__ import annotations
 
 import json
-import multiprocessing
-import types
 from typing import ClassVar
 
 import pytest
 from pipeline_helpers import OptionsProbe, good_images, write_files
 
+from diverseg_hf import processes
 from diverseg_hf.cli import main
-from diverseg_hf.engines import local
 from diverseg_hf.errors import DiversegError, ParameterError
 from diverseg_hf.score import score
 from diverseg_hf.scoring import _REGISTRY
@@ -74,9 +72,7 @@ def test_specs_refuse_a_tuning_option_nobody_takes(registry):
 @pytest.mark.parametrize("paths", [{"workers": 1}, {"workers": 2}, {"gpus": [0, 1]}], ids=["here", "pool", "gpus"])
 def test_options_reach_the_scorer_and_are_recorded(tmp_path, registry, paths, monkeypatch):
     if "gpus" in paths:
-        fork = multiprocessing.get_context("fork")
-        monkeypatch.setattr(local, "mp", types.SimpleNamespace(get_context=lambda method: fork,
-                                                               get_all_start_methods=lambda: ["fork"]))
+        monkeypatch.setattr(processes, "start_method", lambda fork=True: "fork")
     write_files(tmp_path / "src", good_images(7))
     score(str(tmp_path / "src"), tmp_path / "scores", ["blockiness", "optprobe"], device="cpu", dtype="bfloat16",
           unit_size=4, progress=False, **paths, **GIVEN)

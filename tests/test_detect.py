@@ -22,6 +22,7 @@ from diverseg_hf.scoring.detect import (  # noqa: E402
     query_text,
     threshold_for_retention,
 )
+from diverseg_hf.scoring.run import run_scorer  # noqa: E402
 
 VOCAB = ["cat", "dog", "baseball_bat", "car_(automobile)", "monitor_(computer_equipment) computer_monitor"]
 
@@ -99,7 +100,7 @@ def test_scorer_records_bad_images(tiny_owl):
     model, processor = tiny_owl
     scorer = create_scorer("detect", model=model, vocabulary=VOCAB, processor=processor, score_threshold=0.1)
     good = images(2, seed=4)
-    out = scorer([good[0], np.zeros((5, 5, 3), np.float32), good[1]])
+    out = run_scorer(scorer, [good[0], np.zeros((5, 5, 3), np.float32), good[1]], 3)  # the engine's isolation
     assert out["det_objects"][1] is None and out["error"][1].startswith("unsupported")
     assert out["det_objects"][0] == scorer([good[0]])["det_objects"][0]
     assert out["error"][0] is None and out["error"][2] is None
@@ -166,5 +167,5 @@ def test_batch_size_reaches_the_detector_and_halves_on_out_of_memory(tiny_owl, m
         return embedder(pixel_values=pixel_values)
 
     monkeypatch.setattr(model, "image_embedder", embed)
-    assert scorer(ims) == want
+    assert run_scorer(scorer, ims, 5) == want  # the engine's one out-of-memory layer halves the detector's batch
     assert calls == [2, 2, 1] and scorer.counter.batch_size == 2

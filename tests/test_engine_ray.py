@@ -86,6 +86,7 @@ def register_test_scorers() -> None:
     scoring._REGISTRY.setdefault("test_mean", "test_engine_ray:MeanScorer")
     scoring._REGISTRY.setdefault("test_gpu_probe", "test_engine_ray:GpuProbeScorer")
     scoring._REGISTRY.setdefault("optprobe", "pipeline_helpers:OptionsProbe")
+    scoring._REGISTRY.setdefault("counted_sam", "load_helpers:CountedSamScorer")
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +158,53 @@ def test_ray_table_equals_local_table(cluster, folder, tmp_path):
     assert_same_table(tmp_path / "local", tmp_path / "ray")
 
 
+@pytest.fixture(scope="module")
+def broken_sources(tmp_path_factory) -> dict[str, Path]:
+    """Sources whose records carry source-level errors: a folder with a dangling link, a FIFO and a
+    zero-byte file; a Parquet file with path-only cells; a tar with a sample that has no image."""
+    import io
+    import tarfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path_factory.mktemp("broken")
+    folder = root / "folder"
+    folder.mkdir()
+    png = io.BytesIO()
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(png, "PNG")
+    (folder / "good.png").write_bytes(png.getvalue())
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "dangling.png").symlink_to(folder / "gone.png")
+    os.mkfifo(folder / "fifo.png")
+    cells = [{"bytes": png.getvalue(), "path": "a.png"}, {"bytes": None, "path": "good.png"},
+             {"bytes": None, "path": "absent.png"}, {"bytes": None, "path": None}]
+    pq.write_table(pa.table({"image": cells}), folder.parent / "cells.parquet")
+    (root / "good.png").write_bytes(png.getvalue())  # what the path-only cell "good.png" names
+    with tarfile.open(root / "samples.tar", "w") as tar:
+        for name, data in (("a.png", png.getvalue()), ("b.json", b"{}"), ("c.png", png.getvalue())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return {"folder": folder, "parquet": root / "cells.parquet", "tar": root / "samples.tar"}
+
+
+@pytest.mark.parametrize("kind", ["folder", "parquet", "tar"])
+def test_ray_carries_source_errors_like_local(cluster, broken_sources, tmp_path, kind):
+    """Records with source-level errors (the source could not hand over the bytes) reach Ray's actors
+    whole: the same rows, error reasons included, as the local engine's."""
+    source = str(broken_sources[kind])
+    score(source, tmp_path / "local", unit_size=2, progress=False)
+    score_with_ray(source, tmp_path / "ray", workers=2, rows_per_block=1, unit_size=2, progress=False, **RAY_OPTS)
+    assert_same_table(tmp_path / "local", tmp_path / "ray")
+    errors = [e for e in ScoreTable.open(tmp_path / "ray").read().column("error").to_pylist() if e]
+    expected = {"folder": ("missing: dangling symlink", "unsupported: a FIFO", "empty:"),
+                "parquet": ("unreadable: image cell holds only the path 'absent.png'", "empty: image cell has"),
+                "tar": ("missing: no image member",)}[kind]
+    for reason in expected:
+        assert any(e.startswith(reason) for e in errors), (reason, errors)
+
+
 def test_workers_get_their_own_gpu(cluster, folder, tmp_path):
     score_with_ray(str(folder), tmp_path / "ray", ["test_gpu_probe"], workers=2, gpus_per_worker=1,
                    rows_per_block=2, unit_size=8, progress=False, **RAY_OPTS)
@@ -179,6 +227,24 @@ def test_engine_options_reach_the_actors(cluster, folder, tmp_path):
         assert row["got_compile"] is True and 1 <= row["call_size"] <= 3
     header = json.loads((tmp_path / "ray" / MANIFEST).read_text())["header"]
     assert header["scorers"][0]["options"] == given
+
+
+def test_models_load_only_in_the_actors(cluster, tmp_path):
+    """The driver reads the scorers' settings without loading weights; each actor loads its model once."""
+    pytest.importorskip("transformers")
+    from load_helpers import loads
+    from sam_helpers import shape_images
+
+    root = tmp_path / "src"
+    root.mkdir()
+    for i, rgb in enumerate(shape_images(4, seed=2, low=40, high=64)):
+        Image.fromarray(rgb).save(root / f"{i}.png")
+    log = tmp_path / "loads"
+    score_with_ray(str(root), tmp_path / "ray", ["counted_sam"], scorer_options={"counted_sam": {"load_log": str(log)}},
+                   workers=1, rows_per_block=2, unit_size=2, progress=False, **RAY_OPTS)
+    pids = loads(log)
+    assert pids and os.getpid() not in pids and len(pids) == len(set(pids))  # loaded in actors only, once each
+    assert all(r["error"] is None for r in ScoreTable.open(tmp_path / "ray").read().to_pylist())
 
 
 def test_crashed_actor_is_restarted_and_block_retried(cluster, folder, tmp_path):

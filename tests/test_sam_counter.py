@@ -25,6 +25,7 @@ from diverseg_hf.scoring.amg_reference import (  # noqa: E402
     resized_shape,
     stability_score,
 )
+from diverseg_hf.scoring.run import run_scorer  # noqa: E402
 from diverseg_hf.scoring.sam import SamMaskCounter  # noqa: E402
 
 # (points_per_side, pred_iou, stability, offset, nms, points_per_batch, image_batch, upscale_batch)
@@ -79,7 +80,8 @@ def test_scorer_contract(tiny):
     assert scorer.uses_gpu and scorer.columns == {"sam_masks": "int32"}
     assert scorer.settings()["points_per_side"] == 4 and scorer.settings()["crop_n_layers"] == 0
     good = shape_images(2, seed=5)
-    out = scorer([good[0], np.zeros((4, 4, 3), np.float32), np.zeros((1, 4000, 3), np.uint8), good[1]])
+    # a failing batch is retried image by image by the engine's one isolating layer
+    out = run_scorer(scorer, [good[0], np.zeros((4, 4, 3), np.float32), np.zeros((1, 4000, 3), np.uint8), good[1]], 4)
     assert out["sam_masks"][1] is None and out["error"][1].startswith("unsupported")
     assert out["sam_masks"][2] is None and "too thin" in out["error"][2]
     assert out["sam_masks"][0] == scorer([good[0]])["sam_masks"][0]
@@ -99,7 +101,7 @@ def test_misuse(tmp_path):
     with pytest.raises(DiversegError, match="not found"):
         SamMaskCounter(tmp_path / "missing.pth")
     with pytest.raises(DiversegError, match="cannot load"):
-        SamMaskCounter(tmp_path)
+        SamMaskCounter(tmp_path).load()  # the weights load lazily: a folder without a model fails there
 
 
 def test_grid_resize_and_points_follow_segment_anything():
@@ -168,11 +170,12 @@ def test_out_of_memory_halves_counter_batches(tiny, monkeypatch):
     images = shape_images(3, seed=22)
     want = scorer(images)["sam_masks"]
     calls = spy_batches(monkeypatch, tiny.model, fail_above=3)
-    assert scorer(images) == {"sam_masks": want, "error": [None] * 3}  # 16 -> 8 -> 4 -> 2 prompts per call
+    # the engine's one out-of-memory layer halves the counter's batches: 16 -> 8 -> 4 -> 2 prompts per call
+    assert run_scorer(scorer, images, 4) == {"sam_masks": want, "error": [None] * 3}
     assert set(calls["decoder"]) == {2} and scorer.counter.settings.points_per_batch == 2
     calls = spy_batches(monkeypatch, tiny.model, fail_above=0)
-    with pytest.raises(RuntimeError, match="out of memory"):  # all batches at 1: the engine halves the images
-        scorer(images)
+    out = run_scorer(scorer, images, 4)  # all batches at 1, then one image per call: recorded, never raised
+    assert out["sam_masks"] == [None] * 3 and all(e.startswith("oom: sam: RuntimeError") for e in out["error"])
     assert scorer.counter.describe()["points_per_batch"] == 1 and scorer.counter.image_batch_size == 1
 
 

@@ -15,6 +15,7 @@ import logging
 import sys
 
 from ..errors import DiversegError, ParameterError, disk_problem, redact
+from ..processes import Terminated, signals_as_interrupts
 from ..version import __version__
 
 #: Subcommand modules, in the order ``diverseg --help`` lists them.
@@ -89,16 +90,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with signals_as_interrupts():  # SIGTERM/SIGHUP unwind the run as Ctrl-C does (workers ended too)
+            return int(args.func(args) or 0)
     except DiversegError as exc:
         print(f"diverseg {args.command}: error: {redact(as_flags(exc))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        what = f"terminated ({exc})" if isinstance(exc, Terminated) else "interrupted"
+        print(f"diverseg {args.command}: {what}", file=sys.stderr)
+        return exc.exit_code if isinstance(exc, Terminated) else 130
     except Exception as exc:  # a full, read-only or forbidden disk: one line (exit 1); anything else is a bug
         problem = disk_problem(exc)
         if problem is None:
             raise
         print(f"diverseg {args.command}: error: {redact(problem)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"diverseg {args.command}: interrupted", file=sys.stderr)
-        return 130

@@ -14,10 +14,11 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
-from ..engines.ray import DEFAULT_ROWS_PER_BLOCK, ray_engine
-from ..errors import DiversegError, require
+from ..engines import ENGINES, EngineOptions, engine_options
+from ..errors import DiversegError
 from ..scoring.specs import check_device
 from ..sources import DEFAULT_UNIT_SIZE, KINDS, open_source
 
@@ -80,50 +81,85 @@ def source_from_args(args: argparse.Namespace):
 # ----------------------------------------------------------------------------- scoring
 
 
+def _int_list(value: str) -> list[int]:
+    try:
+        return [int(g) for g in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers, got {value!r}") from None
+
+
+def _default(name: str) -> Any:
+    return {f.name: f.default for f in dataclasses.fields(EngineOptions)}[name]
+
+
+#: The engine flags, each an :class:`~diverseg_hf.engines.EngineOptions` field: (flag, field, argparse keywords).
+ENGINE_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("--device", "device", {"help": "device of GPU scorers (default cuda when available)"}),
+    ("--dtype", "dtype", {"help": "dtype of GPU scorers (e.g. float16, bfloat16)"}),
+    ("--gpus", "gpus", {"type": _int_list, "help": "comma-separated GPU indices: one process per GPU"}),
+    ("--batch-size", "batch_size", {"type": int, "help": "images per scorer call (and per model pass of the "
+                                                         "sam/detect counters)"}),
+    ("--points-per-batch", "points_per_batch", {"type": int, "help": "SAM point prompts per mask-decoder call"}),
+    ("--image-batch-size", "image_batch_size", {"type": int, "help": "images per image-encoder pass, where it "
+                                                                     "differs from --batch-size"}),
+    ("--compile", "compile", {"action": "store_true", "default": None, "help": "torch.compile the models"}),
+    ("--workers", "workers", {"type": int, "help": "worker processes for CPU scorers; with --engine ray, actors "
+                                                   f"(default {_default('workers')})"}),
+)
+#: The Ray engine's flags (same shape as :data:`ENGINE_FLAGS`).
+RAY_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("--ray-address", "address", {"metavar": "ADDR", "help": "HOST:PORT of a running cluster (ray start --head) "
+                                                             "or auto; default: a local one"}),
+    ("--gpus-per-worker", "gpus_per_worker", {"type": float, "metavar": "G",
+                                              "help": f"GPUs per actor (default {_default('gpus_per_worker')})"}),
+    ("--cpus-per-worker", "cpus_per_worker", {"type": float, "metavar": "C", "help": "CPUs per actor (default 1)"}),
+    ("--rows-per-block", "rows_per_block", {"type": int, "metavar": "R", "help": "images per Ray block, the work "
+                                            f"of one actor call (default {_default('rows_per_block')})"}),
+    ("--timeout-s", "timeout_s", {"type": float, "metavar": "S", "help": "seconds without progress before the "
+                                  f"run fails (default {_default('timeout_s'):g})"}),
+    ("--max-retries", "max_retries", {"type": int, "metavar": "N", "help": "restarts of a crashed actor and "
+                                      f"retries of its block (default {_default('max_retries')})"}),
+)
+
+
 def add_score_options(parser: argparse.ArgumentParser, default_scorers: str = "blockiness") -> None:
     group = parser.add_argument_group("scoring")
     group.add_argument("--scorers", help=f"comma-separated scorers (default {default_scorers})")
     group.add_argument("--sam-model", help="model id or path for the sam scorer")
     group.add_argument("--detect-model", help="model id or path for the detect scorer")
-    group.add_argument("--device", help="device of GPU scorers (default cuda when available)")
-    group.add_argument("--dtype", help="dtype of GPU scorers (e.g. float16, bfloat16)")
-    group.add_argument("--gpus", help="comma-separated GPU indices: one process per GPU")
-    group.add_argument("--batch-size", type=int,
-                       help="images per scorer call (and per model pass of the sam/detect counters)")
-    group.add_argument("--points-per-batch", type=int, help="SAM point prompts per mask-decoder call")
-    group.add_argument("--image-batch-size", type=int,
-                       help="images per image-encoder pass, where it differs from --batch-size")
-    group.add_argument("--compile", action="store_true", default=None, help="torch.compile the models")
-    group.add_argument("--workers", type=int, help="worker processes for CPU scorers (default 1)")
     mode = group.add_mutually_exclusive_group()
     mode.add_argument("--resume", dest="overwrite", action="store_false", default=None,
                       help="skip units already complete (default)")
     mode.add_argument("--overwrite", dest="overwrite", action="store_true", help="discard earlier results")
     group.add_argument("--limit", type=int, help="score only the first N images")
-    _add_engine_options(parser, group)
+    add_engine_options(parser)
 
 
-def _add_engine_options(parser: argparse.ArgumentParser, group: argparse._ArgumentGroup) -> None:
-    """``--engine local|ray`` and the Ray cluster options."""
-    group.add_argument("--engine", choices=("local", "ray"), default="local",
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """``--engine local|ray``, :data:`ENGINE_FLAGS` and :data:`RAY_FLAGS` (read back by :func:`engine_from_args`)."""
+    group = parser.add_argument_group("engine")
+    group.add_argument("--engine", choices=ENGINES,
                        help="local: this machine (default); ray: a Ray cluster (needs the [ray] extra)")
-    ray_group = parser.add_argument_group(
-        "ray engine (--engine ray; --workers = actors, --batch-size = images per scorer call)")
-    ray_group.add_argument("--ray-address", metavar="ADDR",
-                           help="HOST:PORT of a running cluster (ray start --head) or auto; default: a local one")
-    ray_group.add_argument("--gpus-per-worker", type=float, default=0, metavar="G", help="GPUs per actor (default 0)")
-    ray_group.add_argument("--rows-per-block", type=int, default=DEFAULT_ROWS_PER_BLOCK, metavar="R",
-                           help=f"images per Ray block, the work of one actor call (default {DEFAULT_ROWS_PER_BLOCK})")
+    ray_group = parser.add_argument_group("ray engine (--engine ray; --workers = actors, "
+                                          "--batch-size = images per scorer call)")
+    for target, flags in ((group, ENGINE_FLAGS), (ray_group, RAY_FLAGS)):
+        for flag, field, kwargs in flags:
+            target.add_argument(flag, dest=field, **kwargs)
 
 
-def _engine(args: argparse.Namespace):
-    """The engine ``score(engine=...)`` takes: None for the local one, or the Ray engine with its options."""
-    if args.engine == "ray":
-        return ray_engine(address=args.ray_address, gpus_per_worker=args.gpus_per_worker,
-                          rows_per_block=args.rows_per_block)
-    if args.ray_address or args.gpus_per_worker:
-        raise DiversegError("--ray-address and --gpus-per-worker need --engine ray")
-    return None
+def engine_from_args(args: argparse.Namespace) -> EngineOptions | None:
+    """The :class:`EngineOptions` of the command line; None when every flag kept its default.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_engine_options(parser)
+        >>> engine_from_args(parser.parse_args(["--engine", "ray", "--workers", "4"])).workers
+        4
+        >>> engine_from_args(parser.parse_args([])) is None
+        True
+    """
+    options = engine_options(args.engine, **{field: getattr(args, field) for _, field, _ in ENGINE_FLAGS + RAY_FLAGS})
+    return None if options == EngineOptions() else options
 
 
 def score_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -136,16 +172,8 @@ def score_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         options["sam"] = {"model": args.sam_model}
     if args.detect_model:
         options["detect"] = {"model": args.detect_model}
-    if args.engine == "ray":  # checked before any work: a missing extra must not leave a score table behind
-        require("ray", "ray")
-    try:
-        gpus = [int(g) for g in args.gpus.split(",")] if args.gpus else None
-    except ValueError:
-        raise DiversegError(f"--gpus must be comma-separated integers, got {args.gpus!r}") from None
-    return given(engine=_engine(args), scorers=comma_list(args.scorers), scorer_options=options or None,
-                 device=args.device, dtype=args.dtype, gpus=gpus, batch_size=args.batch_size,
-                 points_per_batch=args.points_per_batch, image_batch_size=args.image_batch_size, compile=args.compile,
-                 workers=args.workers, overwrite=args.overwrite, limit=args.limit)
+    return given(engine=engine_from_args(args), scorers=comma_list(args.scorers), scorer_options=options or None,
+                 overwrite=args.overwrite, limit=args.limit)
 
 
 # ----------------------------------------------------------------------------- selection

@@ -7,14 +7,15 @@
 - Otherwise everything runs in this process.
 
 With GPU scorers, the CPU work of the next batches runs while the GPU scorers run the current one
-(:func:`diverseg_hf.scoring.run.score_units`: a background thread, or the worker processes).
+(:func:`diverseg_hf.scoring.run.score_units`: a background thread, or the worker processes). Models
+load only in the processes that run them (:func:`diverseg_hf.scoring.specs.build_scorers` with
+``load=True``), once each. Worker processes come from :func:`diverseg_hf.processes.process_pool`.
 
 Results are committed by the caller's ``commit(unit_id, table)`` in this process, as units finish.
 
 Example:
-    >>> from diverseg_hf.sources import FolderUnit
     >>> seen = []
-    >>> run_local([], [("blockiness", {})], lambda uid, t: seen.append(uid), progress=False)
+    >>> LocalEngine(EngineOptions(workers=2)).run([], [("blockiness", {})], lambda uid, t: seen.append(uid))
     >>> seen
     []
 """
@@ -25,15 +26,18 @@ import functools
 import logging
 import multiprocessing as mp
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from typing import Any
 
 import pyarrow as pa
 from tqdm import tqdm
 
+from ..processes import process_pool
 from ..scoring import Scorer, get_scorer_class
 from ..scoring.run import Batch, prepare_batch, preparers_of, score_unit, score_units
 from ..scoring.specs import ScorerSpec, build_scorers
 from ..sources import Record, Unit
+from .options import Commit, EngineOptions, engine_options
 
 logger = logging.getLogger(__name__)
 
@@ -42,17 +46,24 @@ _WORKER: dict = {}
 
 def _init_worker(specs: Sequence[ScorerSpec], devices: mp.Queue | None, batch_size: int | None) -> None:
     device = devices.get() if devices is not None else None
-    _WORKER["scorers"] = build_scorers(specs, device)
-    _WORKER["batch_size"] = batch_size
+    _WORKER.update(specs=specs, device=device, batch_size=batch_size, scorers=None)
     logger.info("worker ready on %s", device or "cpu")
 
 
+def _worker_scorers() -> list[Scorer]:
+    """The worker's scorers, built and loaded on its first task (a model that fails to load fails that task,
+    whose error reaches the driver, rather than the pool's start-up)."""
+    if _WORKER["scorers"] is None:
+        _WORKER["scorers"] = build_scorers(_WORKER["specs"], _WORKER["device"], load=True)
+    return _WORKER["scorers"]
+
+
 def _score_unit_in_worker(unit: Unit) -> pa.Table:
-    return score_unit(unit, _WORKER["scorers"], _WORKER["batch_size"])
+    return score_unit(unit, _worker_scorers(), _WORKER["batch_size"])
 
 
 def _prepare_in_worker(records: list[Record], preparers: dict[str, Callable]) -> Batch:
-    return prepare_batch(records, [s for s in _WORKER["scorers"] if not s.uses_gpu], preparers)
+    return prepare_batch(records, [s for s in _worker_scorers() if not s.uses_gpu], preparers)
 
 
 def _default_device() -> str:
@@ -61,51 +72,48 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def run_local(
-    units: Sequence[Unit],
-    specs: Sequence[ScorerSpec],
-    commit: Callable[[str, pa.Table], None],
-    *,
-    workers: int = 1,
-    gpus: Sequence[int] | None = None,
-    device: str | None = None,
-    batch_size: int | None = None,
-    total: int | None = None,
-    progress: bool = True,
-    scorers: list[Scorer] | None = None,
-) -> None:
-    """Score ``units`` with the scorers of ``specs`` and ``commit`` each unit's table.
+class LocalEngine:
+    """This machine (see the module doc), with ``options`` (:class:`EngineOptions` with ``engine="local"``)."""
 
-    ``scorers``: instances already built from ``specs`` (e.g. to read their settings), reused when
-    scoring runs in this process so that models load once; the list is emptied when worker
-    processes build their own, releasing this process's copies.
+    def __init__(self, options: EngineOptions | None = None):
+        self.options = options or EngineOptions()
+
+    def check(self) -> None:
+        """Nothing to check: this machine is always there."""
+
+    def run(self, units: Sequence[Unit], specs: Sequence[ScorerSpec], commit: Commit, *,
+            total: int | None = None, progress: bool = True) -> None:
+        """Score ``units`` with the scorers of ``specs`` and ``commit`` each unit's table."""
+        if not units:
+            return
+        opts = self.options
+        uses_gpu = any(get_scorer_class(name).uses_gpu for name, _ in specs)
+        bar = tqdm(total=total, unit="img", desc="score", disable=not progress, dynamic_ncols=True)
+        try:
+            if uses_gpu and opts.gpus:
+                _run_pool(units, specs, commit, [f"cuda:{g}" for g in opts.gpus], opts.batch_size, bar)
+            elif not uses_gpu and opts.workers > 1:
+                _run_pool(units, specs, commit, [None] * opts.workers, opts.batch_size, bar)
+            else:
+                target = (opts.device or _default_device()) if uses_gpu else None
+                scorers = build_scorers(specs, target, load=True)
+                if uses_gpu and opts.workers > 1:
+                    _run_with_decode_pool(units, specs, scorers, commit, opts.workers, opts.batch_size, bar)
+                else:
+                    for unit_id, table in score_units(units, scorers, opts.batch_size, on_batch=bar.update):
+                        commit(unit_id, table)
+        finally:
+            bar.close()
+
+
+def run_local(units: Sequence[Unit], specs: Sequence[ScorerSpec], commit: Commit, *, total: int | None = None,
+              progress: bool = True, **options: Any) -> None:
+    """:class:`LocalEngine` with ``options`` (fields of :class:`EngineOptions`) run over ``units``.
+
+    Example:
+        >>> run_local([], [("blockiness", {})], print, workers=2, progress=False)
     """
-    if not units:
-        return
-    uses_gpu = any(get_scorer_class(name).uses_gpu for name, _ in specs)
-    in_process = not (uses_gpu and gpus) and not (not uses_gpu and workers > 1)
-    if not in_process and scorers is not None:
-        scorers.clear()
-    bar = tqdm(total=total, unit="img", desc="score", disable=not progress, dynamic_ncols=True)
-    try:
-        if uses_gpu and gpus:
-            devices = [f"cuda:{g}" for g in gpus]
-            _run_pool(units, specs, commit, devices, batch_size, bar)
-        elif not in_process:
-            _run_pool(units, specs, commit, [None] * workers, batch_size, bar)
-        else:
-            target = (device or _default_device()) if uses_gpu else None
-            if scorers:
-                scorers = [s.to(target) if target and s.uses_gpu else s for s in scorers]
-            else:
-                scorers = build_scorers(specs, target)
-            if uses_gpu and workers > 1:
-                _run_with_decode_pool(units, specs, scorers, commit, workers, batch_size, bar)
-            else:
-                for unit_id, table in score_units(units, scorers, batch_size, on_batch=bar.update):
-                    commit(unit_id, table)
-    finally:
-        bar.close()
+    LocalEngine(engine_options("local", **options)).run(units, specs, commit, total=total, progress=progress)
 
 
 def _run_pool(units: Sequence[Unit], specs: Sequence[ScorerSpec], commit: Callable[[str, pa.Table], None],
@@ -115,13 +123,13 @@ def _run_pool(units: Sequence[Unit], specs: Sequence[ScorerSpec], commit: Callab
     CPU-only pools fork where the platform can (fast start); GPU pools spawn (CUDA cannot fork).
     """
     cpu_only = not any(devices)
-    ctx = mp.get_context("fork" if cpu_only and "fork" in mp.get_all_start_methods() else "spawn")
-    queue = None if cpu_only else ctx.Queue()
-    for device in devices:
-        if queue is not None:
+    queue = None
+    if not cpu_only:
+        queue = mp.get_context("spawn").Queue()
+        for device in devices:
             queue.put(device)
-    with ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_init_worker,
-                             initargs=(list(specs), queue, batch_size)) as pool:
+    with process_pool(len(devices), fork=cpu_only, initializer=_init_worker,
+                      initargs=(list(specs), queue, batch_size)) as pool:
         pending: dict[Future, Unit] = {}
         todo = list(units)
         while todo or pending:
@@ -141,15 +149,13 @@ def _run_with_decode_pool(units: Sequence[Unit], specs: Sequence[ScorerSpec], sc
                           bar: tqdm) -> None:
     """GPU scorers here; the CPU stage of each batch (decoding, CPU scorers, preparers) over ``workers`` processes."""
     cpu_specs = [spec for spec in specs if not get_scorer_class(spec[0]).uses_gpu]
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(cpu_specs, None, batch_size)) as pool:
+    with process_pool(workers, fork=False, initializer=_init_worker, initargs=(cpu_specs, None, batch_size)) as pool:
         prepare = functools.partial(_prepare_over_pool, pool, workers, preparers_of(scorers))
         for unit_id, table in score_units(units, scorers, batch_size, prepare=prepare, on_batch=bar.update):
             commit(unit_id, table)
 
 
-def _prepare_over_pool(pool: ProcessPoolExecutor, workers: int, preparers: dict[str, Callable],
+def _prepare_over_pool(pool: Executor, workers: int, preparers: dict[str, Callable],
                        records: list[Record]) -> Batch:
     """The CPU stage of one batch, split in ``workers`` consecutive chunks over ``pool``."""
     step = max(1, -(-len(records) // workers))

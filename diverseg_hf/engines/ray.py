@@ -16,21 +16,23 @@ The same guarantees as the local engine, on as many GPUs as the cluster has:
    rows have arrived, so a killed driver re-run skips finished units. The table is row for row
    the one the local engine writes.
 
+The options (:class:`~diverseg_hf.engines.options.EngineOptions`) are the same object as the local
+engine's: ``workers`` actors, ``batch_size`` images per scorer call, and the Ray-only fields.
+
 Example:
     >>> from diverseg_hf.score import score
-    >>> summary = score("photos/", "scores/", ["blockiness"], workers=4, engine=ray_engine())  # doctest: +SKIP
-    >>> summary = score("photos/", "scores/", ["sam"], workers=16, batch_size=8,  # doctest: +SKIP
-    ...                 engine=ray_engine(address="head:6379", gpus_per_worker=1))
+    >>> summary = score("photos/", "scores/", ["blockiness"], workers=4, engine="ray")  # doctest: +SKIP
+    >>> summary = score("photos/", "scores/", ["sam"], batch_size=8, engine=EngineOptions(  # doctest: +SKIP
+    ...     engine="ray", workers=16, address="head:6379", gpus_per_worker=1))
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import pickle
 import socket
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,29 +40,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from ..errors import DiversegError, ParameterError, check_at_least, require
+from ..errors import DiversegError, ParameterError, require
 from ..scoring.run import score_unit
 from ..scoring.specs import ScorerSpec, build_scorers
 from ..sources import Record, Unit
 from ..storage import table_schema
+from .options import Commit, EngineOptions, engine_options
+from .records import RECORD_TYPE, pack_record, unpack_record
 
 logger = logging.getLogger(__name__)
 
-#: Records per Ray Data block: the unit of work handed to one actor call (and retried on a crash).
-DEFAULT_ROWS_PER_BLOCK = 64
-#: Seconds without any progress after which a Ray run fails (Ray Data's ExecutionTimeoutError).
-DEFAULT_TIMEOUT_S = 1800.0
-#: Restarts of a crashed actor, and retries of the block it was scoring.
-DEFAULT_MAX_RETRIES = 3
-
 # Helper columns that travel with the records through the pipeline, dropped before commit.
 _UNIT, _SEQ, _END = "__unit", "__seq", "__end"
-_RECORD_SCHEMA = pa.schema(
-    [(_UNIT, pa.int64()), (_SEQ, pa.int64()), (_END, pa.bool_()),
-     ("key", pa.string()), ("data", pa.binary()), ("origin", pa.string())]
-)
-
-Engine = Callable[..., None]
+_RECORD = "__record"  # the whole Record (engines.records), None on an end marker
+_RECORD_SCHEMA = pa.schema([(_UNIT, pa.int64()), (_SEQ, pa.int64()), (_END, pa.bool_()), (_RECORD, RECORD_TYPE)])
 
 
 @dataclass(frozen=True)
@@ -80,13 +73,12 @@ def _read_units(batch: pa.Table, rows_per_block: int) -> Iterator[pa.Table]:
         rows: list[dict[str, Any]] = []
         seq = 0
         for record in unit.records():
-            rows.append({_UNIT: index, _SEQ: seq, _END: False, "key": record.key, "data": record.data,
-                         "origin": record.origin})
+            rows.append({_UNIT: index, _SEQ: seq, _END: False, _RECORD: pack_record(record)})
             seq += 1
             if len(rows) >= rows_per_block:
                 yield pa.Table.from_pylist(rows, schema=_RECORD_SCHEMA)
                 rows = []
-        rows.append({_UNIT: index, _SEQ: seq, _END: True, "key": None, "data": None, "origin": None})
+        rows.append({_UNIT: index, _SEQ: seq, _END: True, _RECORD: None})
         yield pa.Table.from_pylist(rows, schema=_RECORD_SCHEMA)
 
 
@@ -94,18 +86,15 @@ class _ScoringActor:
     """One Ray actor: builds the scorers once, then scores blocks of records."""
 
     def __init__(self, specs: Sequence[ScorerSpec], batch_size: int | None, gpus: float):
-        self.scorers = build_scorers(specs, ("cuda" if gpus > 0 else "cpu"))
+        self.scorers = build_scorers(specs, ("cuda" if gpus > 0 else "cpu"), load=True)
         self.batch_size = batch_size
         self.schema = table_schema(self.scorers)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         is_end = batch.column(_END)
         records = batch.filter(pc.invert(is_end))
-        block = _Block("block", records.num_rows, rows=tuple(
-            Record(k, d, o) for k, d, o in zip(records.column("key").to_pylist(),
-                                               records.column("data").to_pylist(),
-                                               records.column("origin").to_pylist())
-        ))
+        block = _Block("block", records.num_rows,
+                       rows=tuple(unpack_record(blob) for blob in records.column(_RECORD).to_pylist()))
         scored = score_unit(block, self.scorers, self.batch_size)
         markers = batch.filter(is_end)
         unscored = pa.Table.from_pylist([{}] * markers.num_rows, schema=self.schema)
@@ -186,55 +175,54 @@ def _connect(ray: Any, address: str | None, runtime_env: dict[str, Any] | None) 
     return True
 
 
-def run_ray(
-    units: Sequence[Unit],
-    specs: Sequence[ScorerSpec],
-    commit: Callable[[str, pa.Table], None],
-    *,
-    workers: int = 1,
-    gpus: Sequence[int] | None = None,
-    device: str | None = None,
-    batch_size: int | None = None,
-    total: int | None = None,
-    progress: bool = True,
-    address: str | None = None,
-    gpus_per_worker: float = 0,
-    cpus_per_worker: float | None = None,
-    rows_per_block: int = DEFAULT_ROWS_PER_BLOCK,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    max_retries: int = DEFAULT_MAX_RETRIES,
-    runtime_env: dict[str, Any] | None = None,
-) -> None:
-    """Score ``units`` on a Ray cluster and ``commit`` each unit's table here as it completes.
+class RayEngine:
+    """A Ray cluster (see the module doc), with ``options`` (:class:`EngineOptions` with ``engine="ray"``).
 
-    Same call shape as :func:`diverseg_hf.engines.local.run_local` (``score(..., engine=...)``);
-    ``gpus``/``device`` are the local engine's and are refused or ignored here: each actor gets
-    ``gpus_per_worker`` GPUs from Ray and puts its GPU scorers on ``cuda``.
+    ``device`` is the local engine's and is ignored here: each actor gets ``gpus_per_worker`` GPUs
+    from Ray and puts its GPU scorers on ``cuda``.
     """
-    if gpus:
-        raise ParameterError("gpus", "picks local GPUs; with the ray engine use gpus_per_worker")
-    check_at_least("rows_per_block", rows_per_block)
-    if gpus_per_worker < 0 or (cpus_per_worker or 0) < 0:
-        raise ParameterError("gpus_per_worker", "and cpus_per_worker must not be negative")
-    if device:
-        logger.info("ray: --device %s ignored; actors use cuda when --gpus-per-worker > 0", device)
-    if not units:
-        return
-    ray = require("ray", "ray")
-    require("ray.data", "ray")
-    started = _connect(ray, address, runtime_env)
-    try:
-        _run(ray, list(units), list(specs), commit, workers=workers, batch_size=batch_size, total=total,
-             progress=progress, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
-             rows_per_block=rows_per_block, timeout_s=timeout_s, max_retries=max_retries)
-    finally:
-        if started:
-            ray.shutdown()
+
+    def __init__(self, options: EngineOptions | None = None):
+        self.options = options or EngineOptions(engine="ray")
+        if self.options.engine != "ray":
+            raise ParameterError("engine", f"of a RayEngine's options must be 'ray', not {self.options.engine!r}")
+
+    def check(self) -> None:
+        """The ``[ray]`` extra must be installed (a one-line :class:`MissingExtraError` otherwise)."""
+        require("ray", "ray")
+        require("ray.data", "ray")
+
+    def run(self, units: Sequence[Unit], specs: Sequence[ScorerSpec], commit: Commit, *,
+            total: int | None = None, progress: bool = True) -> None:
+        """Score ``units`` on the cluster and ``commit`` each unit's table here as it completes."""
+        opts = self.options
+        if opts.device:
+            logger.info("ray: device %s ignored; actors use cuda when gpus_per_worker > 0", opts.device)
+        if not units:
+            return
+        self.check()
+        ray = require("ray", "ray")
+        started = _connect(ray, opts.address, opts.runtime_env)
+        try:
+            _run(ray, list(units), list(specs), commit, opts, total=total, progress=progress)
+        finally:
+            if started:
+                ray.shutdown()
 
 
-def _dataset(ray: Any, units: list[Unit], specs: list[ScorerSpec], *, workers: int, batch_size: int | None,
-             gpus_per_worker: float, cpus_per_worker: float | None, rows_per_block: int, max_retries: int) -> Any:
+def run_ray(units: Sequence[Unit], specs: Sequence[ScorerSpec], commit: Commit, *, total: int | None = None,
+            progress: bool = True, **options: Any) -> None:
+    """:class:`RayEngine` with ``options`` (fields of :class:`EngineOptions`) run over ``units``.
+
+    Example:
+        >>> run_ray([], [("blockiness", {})], print, workers=2, progress=False)
+    """
+    RayEngine(engine_options("ray", **options)).run(units, specs, commit, total=total, progress=progress)
+
+
+def _dataset(ray: Any, units: list[Unit], specs: list[ScorerSpec], opts: EngineOptions) -> Any:
     """The Ray Data pipeline: units -> read tasks (blocks of rows) -> scoring actor pool."""
+    rows_per_block, gpus_per_worker, max_retries = opts.rows_per_block, opts.gpus_per_worker, opts.max_retries
     items = [{_UNIT: i, "unit": pickle.dumps(u)} for i, u in enumerate(units)]
     reads = (
         ray.data.from_items(items, override_num_blocks=len(items))
@@ -246,15 +234,15 @@ def _dataset(ray: Any, units: list[Unit], specs: list[ScorerSpec], *, workers: i
         warnings.simplefilter("ignore", DeprecationWarning)
         return reads.map_batches(
             _ScoringActor, batch_size=rows_per_block, batch_format="pyarrow",
-            fn_constructor_kwargs={"specs": specs, "batch_size": batch_size, "gpus": gpus_per_worker},
-            compute=ray.data.ActorPoolStrategy(size=workers), num_gpus=gpus_per_worker or None,
-            num_cpus=cpus_per_worker, max_restarts=max_retries, max_task_retries=max_retries,
+            fn_constructor_kwargs={"specs": specs, "batch_size": opts.batch_size, "gpus": gpus_per_worker},
+            compute=ray.data.ActorPoolStrategy(size=opts.workers), num_gpus=gpus_per_worker or None,
+            num_cpus=opts.cpus_per_worker, max_restarts=max_retries, max_task_retries=max_retries,
         )
 
 
-def _run(ray: Any, units: list[Unit], specs: list[ScorerSpec], commit: Callable[[str, pa.Table], None], *,
-         workers: int, batch_size: int | None, total: int | None, progress: bool, gpus_per_worker: float,
-         cpus_per_worker: float | None, rows_per_block: int, timeout_s: float, max_retries: int) -> None:
+def _run(ray: Any, units: list[Unit], specs: list[ScorerSpec], commit: Commit, opts: EngineOptions, *,
+          total: int | None, progress: bool) -> None:
+    workers, gpus_per_worker, cpus_per_worker = opts.workers, opts.gpus_per_worker, opts.cpus_per_worker
     resources = ray.cluster_resources()
     if gpus_per_worker * workers > resources.get("GPU", 0):
         logger.warning("ray: %d workers x %s GPUs requested, the cluster has %s GPUs now; waiting for more",
@@ -264,14 +252,13 @@ def _run(ray: Any, units: list[Unit], specs: list[ScorerSpec], commit: Callable[
                        "or the run may stall", workers, cpus_per_worker or 1, resources.get("CPU", 0))
     # A Dataset copies the current DataContext when it is created; put the caller's back afterwards.
     ctx = ray.data.DataContext.get_current()
-    settings = {"execution_no_progress_timeout_s": timeout_s, "wait_for_min_actors_s": int(timeout_s),
+    settings = {"execution_no_progress_timeout_s": opts.timeout_s, "wait_for_min_actors_s": int(opts.timeout_s),
                 "enable_progress_bars": False, "print_on_execution_start": False}
     saved = {name: getattr(ctx, name) for name in settings}
     for name, value in settings.items():
         setattr(ctx, name, value)
     try:
-        ds = _dataset(ray, units, specs, workers=workers, batch_size=batch_size, gpus_per_worker=gpus_per_worker,
-                      cpus_per_worker=cpus_per_worker, rows_per_block=rows_per_block, max_retries=max_retries)
+        ds = _dataset(ray, units, specs, opts)
     finally:
         for name, value in saved.items():
             setattr(ctx, name, value)
@@ -294,24 +281,3 @@ def _run(ray: Any, units: list[Unit], specs: list[ScorerSpec], commit: Callable[
         bar.close()
     if committed != len(units):
         raise DiversegError(f"ray engine returned {committed} of {len(units)} units; re-run to resume")
-
-
-def ray_engine(
-    *,
-    address: str | None = None,
-    gpus_per_worker: float = 0,
-    cpus_per_worker: float | None = None,
-    rows_per_block: int = DEFAULT_ROWS_PER_BLOCK,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    max_retries: int = DEFAULT_MAX_RETRIES,
-    runtime_env: dict[str, Any] | None = None,
-) -> Engine:
-    """The Ray engine with its cluster options bound, for ``score(..., engine=ray_engine(...))``.
-
-    Example:
-        >>> callable(ray_engine(address="head:6379", gpus_per_worker=1))
-        True
-    """
-    return functools.partial(run_ray, address=address, gpus_per_worker=gpus_per_worker,
-                             cpus_per_worker=cpus_per_worker, rows_per_block=rows_per_block,
-                             timeout_s=timeout_s, max_retries=max_retries, runtime_env=runtime_env)

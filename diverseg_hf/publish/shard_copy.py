@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import DiversegError
+from ..processes import process_pool
 from ..sources import Record, Unit
 from ..storage import ParquetShardWriter, TarShardWriter
 
@@ -161,8 +161,7 @@ def run_tasks(tasks: list[CopyTask], context: CopyContext, workers: int, on_rows
         for task in tasks:
             run_task(task, context, lambda: on_rows(1))
         return
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx) as pool:
+    with process_pool(min(workers, len(tasks))) as pool:
         pending = {pool.submit(run_task, task, context) for task in tasks}
         while pending:
             done, pending = wait(pending, return_when=FIRST_EXCEPTION)

@@ -24,7 +24,6 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -34,6 +33,7 @@ import numpy as np
 from ..decode.images import ImageLike, decode_gray, find_image_files
 from ..errors import DiversegError, ImageError, check_at_least
 from ..files import write_atomic
+from ..processes import process_pool
 from .basis import escape_name
 from .kernel import BLOCK, variation_sums
 
@@ -159,7 +159,7 @@ def iter_blockiness(
     if workers == 1:
         yield from map(score_image, images)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with process_pool(workers) as pool:
         yield from pool.map(score_image, images, chunksize=chunksize)
 
 

@@ -26,7 +26,6 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from ..decode.images import decode_rgb, find_image_files, read_bytes
 from ..errors import DiversegError, ImageError, check_at_least
 from ..files import write_bytes_atomic
 from ..keys import printable_name
+from ..processes import process_pool
 from ..version import __version__
 from .basis import Basis
 from .blockiness import BlockinessResult, score_image, tsv_line
@@ -104,7 +104,7 @@ def _iter_scores(files: list[Path], qualities: tuple[int, ...], workers: int) ->
     if workers <= 1:
         yield from map(job, files)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with process_pool(workers) as pool:
         yield from pool.map(job, files, chunksize=4)
 
 

@@ -59,8 +59,10 @@ class Scorer:
 
     ``__call__(images)`` takes a list of HxWx3 uint8 RGB arrays (or, with a :meth:`preparer`, the
     prepared items) and returns, for each declared column, a list with one value per image (``None``
-    or NaN when undefined), plus ``"error"``: a list of ``None`` or a short reason per image. It must
-    not raise for one bad image; out-of-memory errors propagate (the engine halves the batch).
+    or NaN when undefined), plus ``"error"``: a list of ``None`` or a short reason per image. It may
+    raise when a batch fails: the engine (:func:`~diverseg_hf.scoring.run.run_scorer`) retries the
+    batch image by image and records what still fails; on out-of-memory errors it first calls
+    :meth:`halve_batches`, then halves the images per call.
     """
 
     name: ClassVar[str] = ""
@@ -79,8 +81,21 @@ class Scorer:
         return GPU_ENGINE_OPTIONS if cls.uses_gpu else frozenset()
 
     def settings(self) -> dict[str, Any]:
-        """JSON-serialisable settings recorded with every score table."""
+        """JSON-serialisable settings recorded with every score table; known without loading a model."""
         return {}
+
+    def load(self) -> Scorer:
+        """Load the model now (the engine calls it where the scorer will run); models load once, lazily.
+
+        A scorer with weights loads them here, or on its first call, never in its constructor: the
+        driver of a run builds scorers only to read their :meth:`settings`.
+        """
+        return self
+
+    def halve_batches(self) -> bool:
+        """Halve the scorer's own batch sizes after an out-of-memory error (the engine then retries the
+        call); False when there is nothing left to halve (the default), and the engine halves the images."""
+        return False
 
     def to(self, device: str) -> Scorer:
         """Move to ``device`` ("cpu", "cuda", "cuda:1"...); CPU-only scorers ignore it."""

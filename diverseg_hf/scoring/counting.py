@@ -1,10 +1,10 @@
-"""Scorers that wrap a batch object counter (SAM masks, detections): one shape, one failure policy.
+"""Scorers that wrap a batch object counter (SAM masks, detections): one shape.
 
 A counter has ``count(images) -> list[int]``, ``describe() -> dict``, ``to(device)`` and optionally
-``halve_batches() -> bool``. The scorer counts the whole batch at once; if that fails it retries image
-by image so that only the failing images get ``None`` and a one-line reason. On an out-of-memory error
-the counter's own batches (prompts per decoder call, images per model call) are halved and the call
-retried; once they are all 1 the error propagates and the engine halves the images per call.
+``load()`` and ``halve_batches() -> bool``. The scorer counts the whole batch at once; failures are the
+engine's to handle, in one layer (:func:`diverseg_hf.scoring.run.run_scorer`): a failed batch is
+retried image by image, and on an out-of-memory error the counter's own batches (prompts per
+decoder call, images per model call) are halved first, then the images per call.
 
 Example:
     >>> import numpy as np
@@ -21,15 +21,12 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import DiversegError, ImageError, is_out_of_memory
+from ..errors import DiversegError
 from .base import Scorer
-
-log = logging.getLogger(__name__)
 
 
 class CountingScorer(Scorer):
@@ -49,37 +46,19 @@ class CountingScorer(Scorer):
     def settings(self) -> dict[str, Any]:
         return {**self.counter.describe(), "batch_size": self.default_batch_size}
 
-    def _count(self, images: list[np.ndarray]) -> list[int]:
-        """``counter.count``, halving the counter's batches on out-of-memory errors while it can."""
-        while True:
-            try:
-                return list(self.counter.count(images))
-            except RuntimeError as exc:
-                halve = getattr(self.counter, "halve_batches", None)
-                if not is_out_of_memory(exc) or halve is None or not halve():
-                    raise
-                log.warning("%s: out of memory; counter batches halved to %s", self.name, self.counter.describe())
-
     def to(self, device: str) -> CountingScorer:
         self.counter.to(device)
         return self
 
+    def load(self) -> CountingScorer:
+        load = getattr(self.counter, "load", None)
+        if load is not None:
+            load()
+        return self
+
+    def halve_batches(self) -> bool:
+        halve = getattr(self.counter, "halve_batches", None)
+        return bool(halve is not None and halve())
+
     def __call__(self, images: list[np.ndarray]) -> dict[str, list]:
-        try:
-            return {self.column: self._count(images), "error": [None] * len(images)}
-        except (ImageError, ValueError, RuntimeError) as exc:
-            if is_out_of_memory(exc):
-                raise
-            log.debug("batch failed (%s); scoring its images one by one", exc)
-        values: list[int | None] = []
-        errors: list[str | None] = []
-        for image in images:
-            try:
-                values.append(self._count([image])[0])
-                errors.append(None)
-            except (ImageError, ValueError, RuntimeError) as exc:
-                if is_out_of_memory(exc):
-                    raise
-                values.append(None)
-                errors.append(getattr(exc, "reason", None) or f"{self.name}: {exc}".splitlines()[0])
-        return {self.column: values, "error": errors}
+        return {self.column: list(self.counter.count(images)), "error": [None] * len(images)}

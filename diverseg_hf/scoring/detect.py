@@ -126,7 +126,6 @@ class ObjectCounter:
                  score_threshold: float = 0.5, nms_threshold: float = 0.5, device: str = "cpu",
                  dtype: str = "float32", batch_size: int = 8, template: str = "a photo of a {}",
                  processor: Any = None):
-        torch = require("torch", "detect")
         transformers = require("transformers", "detect")
         if dtype not in ("float32", "bfloat16"):
             raise DiversegError(f"dtype must be float32 or bfloat16, got {dtype!r}")
@@ -138,23 +137,42 @@ class ObjectCounter:
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
         self.batch_size, self.template, self.dtype = batch_size, template, dtype
         if isinstance(model, transformers.Owlv2ForObjectDetection):
-            self.model, self.model_name = model, f"{type(model).__name__}@{id(model)}"
+            self.model_name = f"{type(model).__name__}@{id(model)}"
             if processor is None:
                 raise DiversegError("pass processor= together with a model instance")
         else:
             self.model_name = os.fspath(model)
-            try:
-                self.model = transformers.Owlv2ForObjectDetection.from_pretrained(self.model_name)
-                processor = processor or transformers.Owlv2Processor.from_pretrained(self.model_name)
-            except OSError as exc:
-                raise DiversegError(f"cannot load OWLv2 model {self.model_name!r}: {exc}") from None
-        self.processor = processor
-        self.model = self.model.to(getattr(torch, dtype)).eval()
+        self._given, self._loaded = (model, processor), None
         self.to(device)
 
+    def load(self) -> ObjectCounter:
+        """Load the model and processor (once; :meth:`count` does it when needed) onto the current device."""
+        if self._loaded is None:
+            torch, transformers = require("torch", "detect"), require("transformers", "detect")
+            model, processor = self._given
+            if not isinstance(model, transformers.Owlv2ForObjectDetection):
+                try:
+                    model = transformers.Owlv2ForObjectDetection.from_pretrained(self.model_name)
+                    processor = processor or transformers.Owlv2Processor.from_pretrained(self.model_name)
+                except OSError as exc:
+                    raise DiversegError(f"cannot load OWLv2 model {self.model_name!r}: {exc}") from None
+            self._loaded = (model.to(getattr(torch, self.dtype)).eval().to(self.device), processor)
+            self._given = None
+        return self
+
+    @property
+    def model(self) -> Any:
+        """The OWLv2 model (loaded on first use)."""
+        return self.load()._loaded[0]
+
+    @property
+    def processor(self) -> Any:
+        return self.load()._loaded[1]
+
     def to(self, device: str) -> ObjectCounter:
-        """Move the model (and the cached text embeddings it uses) to ``device``."""
-        self.model = self.model.to(device)
+        """Move the model (and the cached text embeddings it uses) to ``device`` (where it will load, if not yet)."""
+        if self._loaded is not None:
+            self._loaded = (self._loaded[0].to(device), self._loaded[1])
         self.device = device
         return self
 

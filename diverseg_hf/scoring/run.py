@@ -3,7 +3,8 @@
 Each batch of records goes through two stages. The CPU stage (:func:`prepare_batch`, run by the
 engine's CPU workers) decodes each record once, runs the CPU scorers and the GPU scorers'
 preparers (:meth:`~diverseg_hf.scoring.base.Scorer.preparer`). The GPU stage (:func:`score_batch`)
-runs the GPU scorers in batches (:func:`run_scorer`: an out-of-memory batch is halved and retried;
+runs the GPU scorers in batches (:func:`run_scorer`, the one layer that survives a scorer's failures:
+on out-of-memory the scorer's own batches, then the images per call, are halved and the call retried;
 any other failure is retried image by image, and what still fails is recorded in ``error``, never
 lost). :func:`score_units` pipelines the two: the CPU stage of the next batches runs in a background
 thread (which may hand it to a process pool) while the GPU stage runs the current one.
@@ -171,9 +172,10 @@ def pin_inputs(batch: Batch) -> Batch:
 def run_scorer(scorer: Scorer, images: list[Any], batch_size: int) -> dict[str, list]:
     """Call ``scorer`` over ``images`` (or prepared items) in batches; never loses an image.
 
-    Out of memory: the batch (the images actually sent) is halved and retried (logged). Any other
-    exception: the batch is retried one image at a time, and an image that still fails gets the
-    exception as its error.
+    Out of memory: the scorer's own batches are halved first (:meth:`~diverseg_hf.scoring.base.Scorer.halve_batches`,
+    e.g. SAM's prompts per decoder call), then the batch (the images actually sent); each time the call
+    is retried (logged). Any other exception: the batch is retried one image at a time, and an image
+    that still fails gets the exception as its error (an :class:`ImageError`'s reason as it is).
     """
     out: dict[str, list] = {name: [] for name in [*scorer.columns, "error"]}
     start = 0
@@ -183,6 +185,10 @@ def run_scorer(scorer: Scorer, images: list[Any], batch_size: int) -> dict[str, 
         try:
             result = scorer(chunk)
         except Exception as exc:
+            if is_out_of_memory(exc) and scorer.halve_batches():
+                logger.warning("%s: out of memory; its own batches halved (%s)", scorer.name, scorer.settings())
+                _empty_cache()
+                continue
             if is_out_of_memory(exc) and len(chunk) > 1:
                 size = len(chunk) // 2
                 logger.warning("%s: out of memory; retrying with batch size %d", scorer.name, size)
@@ -193,7 +199,9 @@ def run_scorer(scorer: Scorer, images: list[Any], batch_size: int) -> dict[str, 
             else:
                 kind = "oom" if is_out_of_memory(exc) else "scorer"
                 result = {name: [None] for name in scorer.columns}
-                result["error"] = [f"{kind}: {scorer.name}: {type(exc).__name__}: {exc}"]
+                reason = exc.reason if isinstance(exc, ImageError) else \
+                    f"{kind}: {scorer.name}: {type(exc).__name__}: {exc}"
+                result["error"] = [reason.splitlines()[0]]
         for name in out:
             values = result.get(name) or [None] * len(chunk)
             if len(values) != len(chunk):

@@ -97,17 +97,44 @@ class SamMaskCounter:
         self.model_name = model if isinstance(model, (str, os.PathLike)) else type(model).__name__
         self.dtype = dtype
         self.image_batch_size, self.upscale_batch = image_batch_size, upscale_batch
-        self.model, self.pixel_mean, self.pixel_std = load_sam(model, dtype)
-        self.long_side = int(self.model.config.vision_config.image_size)
         self.backend = backend
         self.compiled = bool(compile)
-        if self.compiled:  # the vision encoder is where the time goes; the decoder sees many small shapes
-            self.model.vision_encoder = require("torch", "sam").compile(self.model.vision_encoder)
+        if isinstance(model, (str, os.PathLike)) and str(model).endswith((".pth", ".pt")) and not Path(model).is_file():
+            raise DiversegError(f"SAM checkpoint not found: {model}")  # known now; other sources fail on load()
+        self._given, self._loaded = model, None
         self.to(device)
 
+    def load(self) -> SamMaskCounter:
+        """Load the model (once; :meth:`count` does it when needed) onto the current device."""
+        if self._loaded is None:
+            model, mean, std = load_sam(self._given, self.dtype)
+            if self.compiled:  # the vision encoder is where the time goes; the decoder sees many small shapes
+                model.vision_encoder = require("torch", "sam").compile(model.vision_encoder)
+            self._loaded = (model.to(self.device), mean, std)
+            self._given = None  # the instance or path lives on in the loaded model only
+        return self
+
+    @property
+    def model(self) -> Any:
+        """The SamModel (loaded on first use)."""
+        return self.load()._loaded[0]
+
+    @property
+    def pixel_mean(self) -> tuple:
+        return self.load()._loaded[1]
+
+    @property
+    def pixel_std(self) -> tuple:
+        return self.load()._loaded[2]
+
+    @property
+    def long_side(self) -> int:
+        return int(self.model.config.vision_config.image_size)
+
     def to(self, device: str) -> SamMaskCounter:
-        """Move the model to ``device``."""
-        self.model = self.model.to(device)
+        """Move the model to ``device`` (where it will load, if not loaded yet)."""
+        if self._loaded is not None:
+            self._loaded = (self._loaded[0].to(device), *self._loaded[1:])
         self.device = device
         self._generator = None
         return self

@@ -85,11 +85,23 @@ def spec_name(name: str) -> str:
     return name if name in _BUILTIN else scorer_target(name)
 
 
-def build_scorers(specs: Sequence[ScorerSpec], device: str | None = None) -> list[Scorer]:
-    """Instantiate scorers from specs; GPU scorers are moved to ``device`` when given."""
+def build_scorers(specs: Sequence[ScorerSpec], device: str | None = None, load: bool = False) -> list[Scorer]:
+    """Instantiate scorers from specs; GPU scorers are moved to ``device`` when given.
+
+    Without ``load`` no model is loaded: enough for :meth:`~diverseg_hf.scoring.base.Scorer.settings`.
+    Engines pass ``load=True`` in the processes that score (:meth:`~diverseg_hf.scoring.base.Scorer.load`),
+    so that a model that cannot load fails the run there, in one line, before any image.
+
+    Example:
+        >>> [s.name for s in build_scorers([("blockiness", {})], load=True)]
+        ['blockiness']
+    """
     scorers = [create_scorer(name, **opts) for name, opts in specs]
     if device:
         scorers = [s.to(device) if s.uses_gpu else s for s in scorers]
+    if load:
+        for scorer in scorers:
+            scorer.load()
     return scorers
 
 

@@ -42,7 +42,6 @@ import math
 import os
 import re
 from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,7 @@ from PIL import Image
 from ..decode.images import decode_rgb, probe
 from ..errors import DiversegError, ImageError, require
 from ..files import TEMP_GLOB, temp_target, write_atomic, write_bytes_atomic, write_json_atomic
+from ..processes import process_pool
 from ..sources.published import open_published
 from . import basicsr
 from .evaluate import modcrop
@@ -197,7 +197,7 @@ def _ordered_map(fn: Callable[[tuple], Done], tasks: Iterator[tuple], workers: i
     if workers <= 1:
         yield from map(fn, tasks)
         return
-    with ProcessPoolExecutor(workers) as pool:
+    with process_pool(workers) as pool:
         pending = []
         for task in tasks:
             pending.append(pool.submit(fn, task))
