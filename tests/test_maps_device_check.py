@@ -44,3 +44,11 @@ def test_scorer_map_refuses_it_when_made(no_cuda):
     with pytest.raises(DiversegError, match="CUDA is not available"):
         diverseg_hf.scorer_map("sam", device="cuda")
     diverseg_hf.scorer_map("blockiness", device="cuda")  # a CPU scorer takes no device: nothing to check
+
+
+def test_the_python_score_refuses_it_too_before_any_work(tmp_path, no_cuda):
+    write_files(tmp_path / "src", good_images(1))
+    with pytest.raises(DiversegError, match="CUDA is not available"):
+        diverseg_hf.score(str(tmp_path / "src"), tmp_path / "out", scorers=["sam"], device="cuda",
+                          scorer_options={"sam": {"model": str(TINY_SAM)}}, progress=False)
+    assert not (tmp_path / "out").exists()

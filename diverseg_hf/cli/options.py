@@ -19,7 +19,6 @@ from typing import Any
 
 from ..engines import ENGINES, EngineOptions, engine_options
 from ..errors import DiversegError
-from ..scoring.specs import check_device
 from ..sources import DEFAULT_UNIT_SIZE, KINDS, open_source
 
 
@@ -164,9 +163,7 @@ def engine_from_args(args: argparse.Namespace) -> EngineOptions | None:
 
 def score_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of :func:`diverseg_hf.score.score` (only those given); a CUDA ``--device`` this
-    machine lacks is refused here, in one line, before any scorer is built (Ray's workers have their own)."""
-    if args.engine != "ray":
-        check_device(args.device)
+    machine lacks is refused by :class:`EngineOptions`, in one line, before any scorer is built."""
     options: dict[str, dict[str, Any]] = {}
     if args.sam_model:
         options["sam"] = {"model": args.sam_model}

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from ..errors import ParameterError, check_at_least
 from ..scoring.base import ENGINE_OPTIONS
-from ..scoring.specs import ScorerSpec
+from ..scoring.specs import ScorerSpec, check_device
 from ..sources import Unit
 
 #: The engines by name.
@@ -88,6 +88,7 @@ class EngineOptions:
         if self.engine == "ray" and self.gpus:
             raise ParameterError("gpus", "picks local GPUs; with the ray engine use gpus_per_worker")
         if self.engine == "local":
+            check_device(self.device)  # a CUDA device this machine lacks: one line, before any scorer is built
             defaults = {f.name: f.default for f in dataclasses.fields(self)}
             for name in sorted(RAY_ONLY):
                 if getattr(self, name) != defaults[name]:
