@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from .engines import resolve_engine
 from .files import check_output_dir, holds_lock
 from .publish.from_selection import PublishResult, check_publish_arguments, publish
 from .score import ScoreSummary, score
@@ -71,6 +72,11 @@ def curate(
     return CurateResult(scores, selection, published)
 
 
+#: score()'s keyword arguments that are engine options.
+ENGINE_KEYWORDS = ("workers", "gpus", "device", "dtype", "batch_size", "points_per_batch", "image_batch_size",
+                   "compile")
+
+
 def _check_arguments(out: str | os.PathLike, name: str, score_options: dict[str, Any],
                      select_options: dict[str, Any], publish_options: dict[str, Any]) -> None:
     """The checks each phase makes of its arguments, all made before the first phase starts."""
@@ -81,6 +87,8 @@ def _check_arguments(out: str | os.PathLike, name: str, score_options: dict[str,
     check_select_arguments(**select_options)
     scorers = score_options.get("scorers", inspect.signature(score).parameters["scorers"].default)
     scorer_specs(list(scorers), score_options.get("scorer_options"))
+    engine = {k: score_options.get(k) for k in ENGINE_KEYWORDS}
+    resolve_engine(score_options.get("engine"), **engine).check()  # e.g. the [ray] extra, before any folder
 
 
 def check_out_outside(src: Source, out: str | os.PathLike) -> None:

@@ -1,43 +1,9 @@
-"""Shared test paths and helpers: the third-party data in ``../shared`` and one image encoder.
-
-The test-wide caches (``HF_HOME`` and friends in a temporary folder) are set by the checkout's root
-``conftest.py``, so that they hold for the package's doctests too.
-
-The data beside the checkout (``../shared/data``) is optional: tests that need it use the markers
-below and are skipped, with the reason, where it is absent.
-
-Example:
-    >>> encode(np.zeros((8, 8, 3), np.uint8), "PNG")[:4]
-    b'\\x89PNG'
-"""
+"""Test fixtures shared by the test modules (the data paths and helpers are in ``shared_data.py``; the
+test-wide caches in the checkout's root ``conftest.py``)."""
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
-
-import numpy as np
 import pytest
-from PIL import Image
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-SHARED_IMAGES = SHARED / "data" / "images"
-DF2K_BASIS = SHARED / "data" / "df2k_basis"
-
-needs_shared_images = pytest.mark.skipif(
-    not (SHARED_IMAGES / "REFERENCE_BLOCKINESS.tsv").is_file(), reason=f"reference images not found at {SHARED_IMAGES}"
-)
-needs_df2k_basis = pytest.mark.skipif(
-    not (DF2K_BASIS / "DF2K.txt").is_file(), reason=f"released DF2K basis not found at {DF2K_BASIS}"
-)
-
-
-def encode(rgb: np.ndarray | Image.Image, fmt: str = "PNG", **options) -> bytes:
-    """``rgb`` (an array or a PIL image) encoded as ``fmt`` with Pillow's ``save`` options."""
-    image = rgb if isinstance(image := rgb, Image.Image) else Image.fromarray(rgb)
-    buf = io.BytesIO()
-    image.save(buf, fmt, **options)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +14,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def register_scorer():
+    """``diverseg_hf.register_scorer`` for one test: the names it registers are forgotten afterwards."""
+    from diverseg_hf.scoring import register_scorer as register
+    from diverseg_hf.scoring import unregister_scorer
+
+    names: list[str] = []
+
+    def add(name: str, target) -> None:
+        register(name, target)
+        names.append(name)
+
+    yield add
+    for name in names:
+        unregister_scorer(name)

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-from conftest import encode
+from shared_data import encode
 
 #: name -> (file name, True if a valid image that must be scored, False if it must be an error)
 VALID = {

@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from image_zoo import textured, write_zoo
+from shared_data import encode
 
-from conftest import encode
 from diverseg_hf.scoring.base import ENGINE_OPTIONS, Scorer
 
 

@@ -18,8 +18,7 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-import conftest
+import shared_data
 
 FEATURES = datasets.Features(
     {"key": datasets.Value("string"), "image": datasets.Image(), "blockiness": datasets.Value("float64")}
@@ -28,7 +27,7 @@ FEATURES = datasets.Features(
 
 def encode(rgb: np.ndarray, fmt: str = "PNG") -> bytes:
     """PNG, or JPEG at quality 95."""
-    return conftest.encode(rgb, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return shared_data.encode(rgb, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
 
 
 def write_published_folder(

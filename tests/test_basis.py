@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import DF2K_BASIS, needs_df2k_basis
 
-from conftest import DF2K_BASIS, needs_df2k_basis
 from diverseg_hf import DiversegError, estimate_quality, load_basis
 from diverseg_hf.files import TEMP_GLOB
 from diverseg_hf.quality import basis as basis_mod

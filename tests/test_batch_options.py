@@ -13,7 +13,7 @@ from diverseg_hf import processes
 from diverseg_hf.cli import main
 from diverseg_hf.errors import DiversegError, ParameterError
 from diverseg_hf.score import score
-from diverseg_hf.scoring import _REGISTRY
+from diverseg_hf.scoring import scorer_target
 from diverseg_hf.scoring.base import ENGINE_OPTIONS, GPU_ENGINE_OPTIONS, Scorer
 from diverseg_hf.scoring.specs import scorer_specs
 from diverseg_hf.storage import ScoreTable
@@ -35,10 +35,10 @@ class TakesBatch(Scorer):
 
 
 @pytest.fixture
-def registry(monkeypatch):
+def registry(register_scorer):
     for name, target in {"optprobe": "pipeline_helpers:OptionsProbe", "plain": "test_batch_options:Plain",
                          "takesbatch": "test_batch_options:TakesBatch"}.items():
-        monkeypatch.setitem(_REGISTRY, name, target)
+        register_scorer(name, target)
 
 
 def test_contract_defaults():
@@ -52,9 +52,9 @@ def test_specs_route_each_option_to_the_scorers_that_accept_it(registry):
     common = {**GIVEN, "device": "cuda", "dtype": None}
     specs = dict(scorer_specs(["plain", "takesbatch", "optprobe"], {"takesbatch": {"batch_size": 9}}, common))
     # a scorer registered at run time travels as its "module:Class" (worker processes lack the registry)
-    assert specs[_REGISTRY["plain"]] == {}
-    assert specs[_REGISTRY["takesbatch"]] == {"batch_size": 9}  # options given by scorer name win
-    assert specs[_REGISTRY["optprobe"]] == {**GIVEN, "device": "cuda"}  # None (not given) is not passed
+    assert specs["test_batch_options:Plain"] == {}
+    assert specs["test_batch_options:TakesBatch"] == {"batch_size": 9}  # options given by scorer name win
+    assert specs["pipeline_helpers:OptionsProbe"] == {**GIVEN, "device": "cuda"}  # None (not given) is not passed
 
 
 def test_specs_refuse_a_tuning_option_nobody_takes(registry):
@@ -62,7 +62,7 @@ def test_specs_refuse_a_tuning_option_nobody_takes(registry):
         with pytest.raises(ParameterError, match=f"{option} is taken by none of the scorers \\(plain, takesbatch\\)"):
             scorer_specs(["plain", "takesbatch"], common={option: 4})
     assert scorer_specs(["plain"], common={"batch_size": 4, "device": "cuda", "dtype": "bfloat16"}) == [
-        (_REGISTRY["plain"], {})]
+        (scorer_target("plain"), {})]
     with pytest.raises(DiversegError, match="unknown engine options \\['bogus'\\]"):
         scorer_specs(["plain"], common={"bogus": 1})
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from image_zoo import DAMAGED, INVALID, VALID, textured, write_zoo, zoo_bytes
 from PIL import Image
+from shared_data import SHARED_IMAGES, needs_shared_images
 
-from conftest import SHARED_IMAGES, needs_shared_images
 from diverseg_hf import blockiness, blockiness_batch, score_image
 from diverseg_hf.decode.images import decode_gray
 from diverseg_hf.errors import ImageError

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 from image_zoo import textured
+from shared_data import SHARED_IMAGES
 
-from conftest import SHARED_IMAGES
 from diverseg_hf.decode.images import decode_gray, find_image_files, rgb_to_gray
 from diverseg_hf.quality.blockiness import blockiness_of_gray
 

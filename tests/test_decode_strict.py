@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from image_zoo import DAMAGED, MORE_VALID, entropy_segment, textured, write_zoo, zoo_bytes
 from PIL import Image, ImageFile
+from shared_data import encode
 
-from conftest import encode
 from diverseg_hf import score_image
 from diverseg_hf.decode.images import MAX_PIXELS, decode_gray, decode_rgb, probe
 from diverseg_hf.errors import ImageError

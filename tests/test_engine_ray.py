@@ -81,12 +81,14 @@ class GpuProbeScorer(Scorer):
                 "device": [self.device] * len(images), "error": [None] * len(images)}
 
 
+TEST_SCORERS = {"test_mean": "test_engine_ray:MeanScorer", "test_gpu_probe": "test_engine_ray:GpuProbeScorer",
+                "optprobe": "pipeline_helpers:OptionsProbe", "counted_sam": "load_helpers:CountedSamScorer"}
+
+
 def register_test_scorers() -> None:
     """Add this module's scorers to the registry (driver and Ray workers)."""
-    scoring._REGISTRY.setdefault("test_mean", "test_engine_ray:MeanScorer")
-    scoring._REGISTRY.setdefault("test_gpu_probe", "test_engine_ray:GpuProbeScorer")
-    scoring._REGISTRY.setdefault("optprobe", "pipeline_helpers:OptionsProbe")
-    scoring._REGISTRY.setdefault("counted_sam", "load_helpers:CountedSamScorer")
+    for name, target in TEST_SCORERS.items():
+        scoring.register_scorer(name, target)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +101,6 @@ def cluster():
         mp.setenv("HOME", str(home))
         mp.setenv("RAY_TMPDIR", str(ray_tmp))
         mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
-        mp.setattr(scoring, "_REGISTRY", dict(scoring._REGISTRY))
         register_test_scorers()
         ray.init(num_cpus=2, num_gpus=2, object_store_memory=200 * 1024**2, include_dashboard=False,
                  _temp_dir=str(ray_tmp), runtime_env={"worker_process_setup_hook": SETUP_HOOK},
@@ -108,6 +109,8 @@ def cluster():
             yield ray.get_runtime_context().gcs_address
         finally:
             ray.shutdown()
+            for name in TEST_SCORERS:
+                scoring.unregister_scorer(name)
 
 
 @pytest.fixture(scope="module")

@@ -20,15 +20,14 @@ from sam_helpers import shape_images
 
 from diverseg_hf import processes
 from diverseg_hf.score import score
-from diverseg_hf.scoring import _REGISTRY
 from diverseg_hf.scoring.sam import SamMaskCounter
 from diverseg_hf.scoring.specs import build_scorers
 from diverseg_hf.storage import ScoreTable
 
 
 @pytest.fixture
-def registry(monkeypatch):
-    monkeypatch.setitem(_REGISTRY, "counted_sam", "load_helpers:CountedSamScorer")
+def registry(register_scorer):
+    register_scorer("counted_sam", "load_helpers:CountedSamScorer")
 
 
 @pytest.fixture

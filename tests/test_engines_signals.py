@@ -25,8 +25,8 @@ TESTS = Path(__file__).resolve().parent
 DRIVER = """
 import sys
 from diverseg_hf.cli import main
-from diverseg_hf.scoring import _REGISTRY
-_REGISTRY["slowtest"] = "pipeline_helpers:SlowScorer"
+from diverseg_hf.scoring import register_scorer
+register_scorer("slowtest", "pipeline_helpers:SlowScorer")
 sys.exit(main(["score", sys.argv[1], "--out", sys.argv[2], "--scorers", "blockiness,slowtest", "--unit-size", "3",
                "--workers", sys.argv[3]]))
 """

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from image_zoo import DAMAGED, INVALID, MORE_VALID, VALID, write_zoo, zoo_bytes
 from PIL import Image
+from shared_data import SHARED_IMAGES
 
-from conftest import SHARED_IMAGES
 from diverseg_hf.decode.images import decode_gray, decode_rgb, find_image_files, probe, rgb_to_gray
 from diverseg_hf.errors import ImageError
 

@@ -12,13 +12,11 @@ import io
 import numpy as np
 import pytest
 from pipeline_helpers import good_images
-
-from conftest import SHARED_IMAGES
+from shared_data import SHARED_IMAGES
 
 datasets = pytest.importorskip("datasets")
 
 import diverseg_hf  # noqa: E402
-from diverseg_hf import scoring  # noqa: E402
 from diverseg_hf.score import score  # noqa: E402
 from diverseg_hf.storage.score_table import ScoreTable  # noqa: E402
 
@@ -140,10 +138,9 @@ def test_every_cell_form_and_image_column():
         diverseg_hf.scorer_map("no_such_scorer")
 
 
-def test_score_dataset_runs_several_scorers_with_the_same_columns(corpus, tmp_path, monkeypatch):
+def test_score_dataset_runs_several_scorers_with_the_same_columns(corpus, tmp_path, register_scorer):
     path, _, expected = corpus
-    monkeypatch.setattr(scoring, "_REGISTRY", dict(scoring._REGISTRY))  # the registration ends with the test
-    diverseg_hf.register_scorer("mean_level", "scorer_helpers:MeanLevel")
+    register_scorer("mean_level", "scorer_helpers:MeanLevel")  # the registration ends with the test
     ds = _load(path, tmp_path).cast_column("image", datasets.Image(decode=False))
     out = diverseg_hf.score_dataset(ds, ["blockiness", "mean_level"], batch_size=4)
     assert out.column_names == ["key", "image", "blockiness", "blockiness_error", "mean_level", "mean_level_error"]

@@ -19,17 +19,15 @@ from scorer_helpers import loads
 datasets = pytest.importorskip("datasets")
 
 import diverseg_hf  # noqa: E402
-from diverseg_hf import scoring  # noqa: E402
 
 
 @pytest.fixture
-def load_log(tmp_path, monkeypatch):
+def load_log(tmp_path, monkeypatch, register_scorer):
     folder = tmp_path / "loads"
     folder.mkdir()
     monkeypatch.setenv("DIVERSEG_TEST_LOADS", str(folder))
-    monkeypatch.setattr(scoring, "_REGISTRY", dict(scoring._REGISTRY))  # registrations end with the test
-    diverseg_hf.register_scorer("mean_level", "scorer_helpers:MeanLevel")
-    diverseg_hf.register_scorer("fake_model", "scorer_helpers:FakeModelCounter")
+    register_scorer("mean_level", "scorer_helpers:MeanLevel")  # registrations end with the test
+    register_scorer("fake_model", "scorer_helpers:FakeModelCounter")
     return folder
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sam_helpers import TINY_SAM, shape_images
-
-from conftest import encode
+from shared_data import encode
 
 datasets = pytest.importorskip("datasets")
 pytest.importorskip("torch")

@@ -21,16 +21,15 @@ from pipeline_helpers import (
 )
 
 from diverseg_hf.engines.local import run_local
-from diverseg_hf.scoring import _REGISTRY
 from diverseg_hf.scoring.blockiness import BlockinessScorer
 from diverseg_hf.scoring.run import Batch, pin_inputs, score_units
 from diverseg_hf.sources import open_source
 
 
 @pytest.fixture
-def registry(monkeypatch):
-    monkeypatch.setitem(_REGISTRY, "overlap", "pipeline_helpers:OverlapProbe")
-    monkeypatch.setitem(_REGISTRY, "fakegpu", "pipeline_helpers:FakeGpuScorer")
+def registry(register_scorer):
+    register_scorer("overlap", "pipeline_helpers:OverlapProbe")
+    register_scorer("fakegpu", "pipeline_helpers:FakeGpuScorer")
 
 
 def _local(units, specs, workers: int) -> dict:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from image_zoo import textured
 from PIL import Image
+from shared_data import SHARED_IMAGES, encode, needs_shared_images
 
-from conftest import SHARED_IMAGES, encode, needs_shared_images
 from diverseg_hf.decode.images import decode_rgb, pil_to_rgb
 from diverseg_hf.decode.png import decode_png
 from diverseg_hf.errors import ImageError

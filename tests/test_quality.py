@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from scipy.special import kl_div
 from scipy.stats import gaussian_kde
+from shared_data import DF2K_BASIS
 
-from conftest import DF2K_BASIS
 from diverseg_hf import DiversegError, QualityEstimate, estimate_quality, load_basis
 from diverseg_hf.cli import main
 from diverseg_hf.quality.basis import read_scores_tsv

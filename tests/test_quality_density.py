@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 from scipy.stats import gaussian_kde
+from shared_data import DF2K_BASIS
 from test_quality import released_kl
 
-from conftest import DF2K_BASIS
 from diverseg_hf import estimate_quality, load_basis
 from diverseg_hf.quality import estimate
 from diverseg_hf.quality.basis import read_scores_tsv

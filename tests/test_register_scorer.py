@@ -23,12 +23,16 @@ from diverseg_hf.score import score_with_ray
 from diverseg_hf.scoring.specs import scorer_specs
 from diverseg_hf.storage.score_table import ScoreTable
 
+BUILTIN_AND_BEFORE = set(scoring.scorer_names())
+
 
 @pytest.fixture(autouse=True)
 def registry(monkeypatch, tmp_path):
     """A registry of this test's own (the process-wide one is restored), and the load log of the helper scorers."""
-    monkeypatch.setattr(scoring, "_REGISTRY", dict(scoring._REGISTRY))
-    monkeypatch.setattr(scoring, "_ENTRY_POINTS_READ", [])
+    monkeypatch.setattr(scoring, "_ENTRY_POINTS_READ", [])  # entry points are read anew in each test
+    yield
+    for name in set(scoring.scorer_names()) - BUILTIN_AND_BEFORE:
+        scoring.unregister_scorer(name)
     (tmp_path / "loads").mkdir()
     monkeypatch.setenv("DIVERSEG_TEST_LOADS", str(tmp_path / "loads"))
 

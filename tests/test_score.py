@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 from image_zoo import INVALID, VALID, textured
 from pipeline_helpers import FakeGpuScorer, encode, good_images, mixed_folder, rows_of, write_files
+from shared_data import SHARED_IMAGES
 
-from conftest import SHARED_IMAGES
 from diverseg_hf import __version__
 from diverseg_hf.decode.images import decode_rgb, probe
 from diverseg_hf.errors import DiversegError
@@ -190,8 +190,8 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {tests!r})
-    from diverseg_hf.scoring import _REGISTRY
-    _REGISTRY["slowtest"] = "pipeline_helpers:SlowScorer"
+    from diverseg_hf.scoring import register_scorer
+    register_scorer("slowtest", "pipeline_helpers:SlowScorer")
     from diverseg_hf.score import score
     score({src!r}, {out!r}, scorers=["blockiness", "slowtest"], unit_size=3, workers={workers},
           progress=False)
@@ -240,10 +240,8 @@ def test_kill_at_random_moments_then_resume_equals_uninterrupted(tmp_path):
     assert not list((tmp_path / "killed" / "units").glob(".*.tmp"))
 
 
-def test_gpu_scorer_with_decode_pool_equals_in_process(tmp_path, monkeypatch):
-    from diverseg_hf.scoring import _REGISTRY
-
-    monkeypatch.setitem(_REGISTRY, "fakegpu", "pipeline_helpers:FakeGpuScorer")
+def test_gpu_scorer_with_decode_pool_equals_in_process(tmp_path, register_scorer):
+    register_scorer("fakegpu", "pipeline_helpers:FakeGpuScorer")
     mixed_folder(tmp_path / "src", n_good=6)
     common = {"scorers": ["blockiness", "fakegpu"], "device": "cpu", "unit_size": 5, "progress": False}
     score(str(tmp_path / "src"), tmp_path / "one", **common)

@@ -12,11 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from image_zoo import textured
 from pipeline_helpers import synthetic_scores
+from shared_data import DF2K_BASIS, encode
 
-from conftest import DF2K_BASIS, encode
 from diverseg_hf.errors import DiversegError
 from diverseg_hf.score import score
-from diverseg_hf.scoring import _REGISTRY
 from diverseg_hf.scoring.base import Scorer
 from diverseg_hf.select import select
 from diverseg_hf.storage import ScoreTable, load_selection
@@ -194,9 +193,9 @@ class BrightnessScorer(Scorer):
         return {"brightness": [float(im.mean()) for im in images], "error": [None] * len(images)}
 
 
-def test_a_scorers_declared_direction_reaches_select(tmp_path, monkeypatch):
+def test_a_scorers_declared_direction_reaches_select(tmp_path, monkeypatch, register_scorer):
     """score() records lower_is_better from the scorer class; --keep/--theta follow it (and blockiness's)."""
-    monkeypatch.setitem(_REGISTRY, "test_brightness", "test_select:BrightnessScorer")
+    register_scorer("test_brightness", "test_select:BrightnessScorer")
     photos = tmp_path / "photos"
     photos.mkdir()
     means = []

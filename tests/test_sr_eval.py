@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from image_zoo import textured
 from PIL import Image
+from shared_data import SHARED_IMAGES, needs_shared_images
 
-from conftest import SHARED_IMAGES, needs_shared_images
 from diverseg_hf.cli import main as cli_main
 from diverseg_hf.errors import DiversegError
 from diverseg_hf.sr import imresize

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 from PIL import Image
+from shared_data import SHARED_IMAGES, needs_shared_images
 
-from conftest import SHARED_IMAGES, needs_shared_images
 from diverseg_hf.errors import DiversegError
 from diverseg_hf.sr import imresize
 from diverseg_hf.sr.imresize import imresize_window, output_size, resize_weights

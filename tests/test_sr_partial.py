@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from image_zoo import textured, zoo_bytes
 from PIL import Image
+from shared_data import SHARED_IMAGES, needs_shared_images
 from sr_folder import encode, write_published_folder
 
-from conftest import SHARED_IMAGES, needs_shared_images
 from diverseg_hf.decode.images import decode_rgb
 from diverseg_hf.errors import DiversegError, ImageError
 from diverseg_hf.sr.partial import png_top_rows

@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-
-from conftest import SHARED_IMAGES, needs_shared_images
+from shared_data import SHARED_IMAGES, needs_shared_images
 
 torch = pytest.importorskip("torch")
 

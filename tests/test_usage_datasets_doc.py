@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import encode
 
 import diverseg_hf
-from conftest import encode
 from diverseg_hf.cli import main
 from diverseg_hf.quality.sample import render_scene
 from diverseg_hf.storage.score_table import ScoreTable

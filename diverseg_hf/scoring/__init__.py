@@ -83,6 +83,7 @@ def register_scorer(name: str, target: str | type[Scorer]) -> None:
         >>> register_scorer("mean_level", "mypackage.scorers:MeanLevel")
         >>> "mean_level" in scorer_names()
         True
+        >>> unregister_scorer("mean_level")
     """
     if isinstance(target, type):
         if not issubclass(target, Scorer):
@@ -94,6 +95,19 @@ def register_scorer(name: str, target: str | type[Scorer]) -> None:
     if name in _BUILTIN and _BUILTIN[name] != target:
         raise DiversegError(f"register_scorer: {name!r} is a built-in scorer; choose another name")
     _REGISTRY[name] = target
+
+
+def unregister_scorer(name: str) -> None:
+    """Forget the scorer registered under ``name`` (a built-in scorer stays).
+
+    Example:
+        >>> register_scorer("mean_level", "mypackage.scorers:MeanLevel"); unregister_scorer("mean_level")
+        >>> "mean_level" in scorer_names()
+        False
+    """
+    if name in _BUILTIN:
+        raise DiversegError(f"unregister_scorer: {name!r} is a built-in scorer")
+    _REGISTRY.pop(name, None)
 
 
 def scorer_names() -> list[str]:
