@@ -72,11 +72,13 @@ class CopyTask:
 
 @dataclass(frozen=True)
 class CopyContext:
-    """What every shard of a config shares: the Parquet schema, the score columns, the tars' image extension."""
+    """What every shard of a config shares: the Parquet schema, the score columns, the tars' image extension,
+    and the command that brings the score table up to date when the source changed since scoring."""
 
     schema: pa.Schema
     score_columns: tuple[str, ...]
     tar_extension: str
+    rescore: str = "diverseg score"
 
 
 def plan_tasks(shard_units: Sequence[tuple[int, int, int]]) -> list[list[int]]:
@@ -97,20 +99,21 @@ def _json_row(row: dict[str, Any]) -> bytes:
     return json.dumps(clean, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _checked_records(units: Iterable[Unit], keys: list[str], hashes: list[str]) -> Iterator[Record]:
+def _checked_records(units: Iterable[Unit], keys: list[str], hashes: list[str], rescore: str) -> Iterator[Record]:
     """The records of ``keys`` from ``units``, in that order, each checked against its sha256."""
     want = set(keys)
     expected = 0
+    fix = f"run `{rescore}` (a resume re-scores the changed files), then select and publish again"
     for unit in units:
         for record in unit.records(want):
             if expected >= len(keys) or record.key != keys[expected]:
-                raise DiversegError(f"source changed since scoring: {record.key!r} is out of order; re-score it")
+                raise DiversegError(f"source changed since scoring: {record.key!r} is out of order; {fix}")
             if hashlib.sha256(record.data).hexdigest() != hashes[expected]:
-                raise DiversegError(f"source changed since scoring: {record.key!r} has other bytes; re-score it")
+                raise DiversegError(f"source changed since scoring: {record.key!r} has other bytes; {fix}")
             yield record
             expected += 1
     if expected != len(keys):
-        raise DiversegError(f"source changed since scoring: {keys[expected]!r} is missing from it")
+        raise DiversegError(f"source changed since scoring: {keys[expected]!r} is missing from it; {fix}")
 
 
 def _open_writers(paths: dict[str, str], context: CopyContext) -> dict[str, Any]:
@@ -138,7 +141,7 @@ def run_task(task: CopyTask, context: CopyContext, on_row: Callable[[], None] | 
     """Write the shards of ``task``; returns the number of rows written."""
     keys = [k for s in task.shards for k in s.rows.column("key").to_pylist()]
     hashes = [h for s in task.shards for h in s.rows.column("sha256").to_pylist()]
-    records = _checked_records(task.units, keys, hashes)
+    records = _checked_records(task.units, keys, hashes, context.rescore)
     for shard in task.shards:
         writers = _open_writers(shard.paths, context)
         try:
