@@ -10,7 +10,8 @@ Rules, applied in this order (a dropped row is counted under the first rule it f
    key across shards; other sources make keys unique) is dropped, so ``publish`` never meets one;
    the count appears only when there is such a row;
 3. ``nan:<col>``: rows with NaN/null in a column some rule uses;
-4. ``max_blockiness``: per-image ceiling, kept when ``blockiness <= max_blockiness``;
+4. ``max_blockiness``: per-image ceiling, kept when ``blockiness <= max_blockiness`` (a theta on
+   ``blockiness`` is the same rule: ``thetas={"blockiness": 10}`` is ``max_blockiness=10``);
 5. ``theta:<col>``: kept when ``col`` is at least as good as theta (``col >= theta``, or
    ``col <= theta`` for a lower-is-better column), e.g. ``{"sam_masks": 100}``, the paper's theta;
 6. ``keep:<col>``: ``keep=FRACTION, by=COL`` picks theta = the k-th best ``COL`` among rows still
@@ -18,6 +19,9 @@ Rules, applied in this order (a dropped row is counted under the first rule it f
    theta are all kept, so the kept count may exceed k (and too few eligible rows may leave it
    below): then a warning is logged, and ``selection.json`` records under ``keep`` the target and
    what was actually kept.
+
+``selection.json`` records under ``better`` which way each rule column is better (``"lower"`` or
+``"higher"``), so that the card states each rule the way it was applied.
 
 Thresholds must be finite numbers. An optional dataset-level quality gate (``min_quality``)
 estimates the source's JPEG quality from its blockiness values
@@ -40,7 +44,7 @@ import logging
 import math
 import numbers
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,28 +53,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import DiversegError, ParameterError
-from .storage import ScoreTable, write_selection
+from .storage import ScoreTable, lower_is_better, rule_text, write_selection
 from .version import __version__
 
 logger = logging.getLogger(__name__)
-
-#: Lower-is-better columns of score tables written before the tables recorded them.
-_FORMER_LOWER_IS_BETTER = frozenset({"blockiness"})
-
-
-def lower_is_better(header: dict[str, Any]) -> frozenset[str]:
-    """The columns of a score table (its header) where a lower value is better, as its scorers declared them.
-
-    Example:
-        >>> sorted(lower_is_better({"scorers": [{"name": "blockiness", "columns": {"blockiness": "float64"},
-        ...                                     "lower_is_better": ["blockiness"]}]}))
-        ['blockiness']
-    """
-    found: set[str] = set()
-    for scorer in header.get("scorers", []):
-        declared = scorer.get("lower_is_better")
-        found.update(_FORMER_LOWER_IS_BETTER.intersection(scorer.get("columns", {})) if declared is None else declared)
-    return frozenset(found)
 
 @dataclass
 class SelectionResult:
@@ -82,10 +68,17 @@ class SelectionResult:
     dropped: dict[str, int]
     thetas: dict[str, float]
     quality: dict[str, Any] | None
+    better: dict[str, str] = field(default_factory=dict)
+    max_blockiness: float | None = None
 
     @property
     def kept_fraction(self) -> float:
         return self.kept / self.rows if self.rows else 0.0
+
+    def rules(self) -> str:
+        """The thresholds applied, each with the way its column is better (e.g. ``blockiness <= 60``)."""
+        applied = ({"blockiness": self.max_blockiness} if self.max_blockiness is not None else {}) | self.thetas
+        return ", ".join(rule_text(col, theta, self.better.get(col, "higher")) for col, theta in applied.items())
 
     def __str__(self) -> str:
         dropped = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v)
@@ -155,6 +148,24 @@ def _finite(value: Any) -> bool:
 def _check_finite(param: str, value: float | None) -> None:
     if value is not None and not _finite(value):
         raise ParameterError(param, f"must be a finite number, got {value}")
+
+
+def blockiness_shorthand(max_blockiness: float | None,
+                         thetas: dict[str, float] | None) -> tuple[float | None, dict[str, float]]:
+    """``max_blockiness`` and the other thetas: a theta on ``blockiness`` is the ``max_blockiness`` rule.
+
+    Example:
+        >>> blockiness_shorthand(None, {"blockiness": 60, "sam_masks": 100})
+        (60, {'sam_masks': 100})
+    """
+    thetas = dict(thetas or {})
+    if "blockiness" in thetas:
+        theta = thetas.pop("blockiness")
+        if max_blockiness is not None and max_blockiness != theta:
+            raise ParameterError("theta", f"blockiness={theta} contradicts max_blockiness={max_blockiness} "
+                                 "(the same rule; give one)")
+        max_blockiness = theta
+    return max_blockiness, thetas
 
 
 def check_select_arguments(max_blockiness: float | None = None, thetas: dict[str, float] | None = None,
@@ -277,7 +288,7 @@ def select(
         ...
         diverseg_hf.errors.DiversegError: /no/such is not a score table (no scores.json); run diverseg score first
     """
-    thetas = dict(thetas or {})
+    max_blockiness, thetas = blockiness_shorthand(max_blockiness, thetas)
     by = check_select_arguments(max_blockiness, thetas, keep, by, min_quality, basis, on_low_quality)
     store = ScoreTable.open(scores_dir)
     table = store.read()
@@ -303,7 +314,9 @@ def select(
     elif estimate and "blockiness" in table.column_names:
         quality = _estimate_if_possible(table)
 
-    result = SelectionResult(Path(out), n, int(kept.sum()), dropped, used_thetas, quality)
+    better = {col: "lower" if col in lower else "higher"
+              for col in (["blockiness"] if max_blockiness is not None else []) + list(used_thetas)}
+    result = SelectionResult(Path(out), n, int(kept.sum()), dropped, used_thetas, quality, better, max_blockiness)
     info = {
         "package_version": __version__,
         "scores_dir": str(Path(scores_dir).resolve()),
@@ -313,6 +326,7 @@ def select(
                   "min_quality": min_quality, "basis": None if basis is None else str(basis),
                   "on_low_quality": on_low_quality},
         "thetas": used_thetas,
+        "better": better,
         "counts": {"rows": n, "kept": result.kept, "kept_fraction": result.kept_fraction,
                    "dropped": dropped},
         "quality": quality,

@@ -50,7 +50,8 @@ def test_commit_appends_a_journal_line_and_leaves_the_manifest_until_the_last_un
     table.commit("u2", unit_table(1))
     assert not (tmp_path / JOURNAL).exists()  # folded into the manifest when the table completes
     final = json.loads((tmp_path / MANIFEST).read_text())
-    assert final["complete"] is True and final["totals"]["rows"] == 6 and list(final["unit_counts"]) == ["u0", "u1", "u2"]
+    assert final["complete"] is True and final["totals"]["rows"] == 6
+    assert list(final["unit_counts"]) == ["u0", "u1", "u2"]
 
 
 def test_torn_last_line_and_missing_line_are_recovered_from_the_unit_files(tmp_path):

@@ -26,7 +26,7 @@ from ..errors import DiversegError
 from ..quality.basis import load_basis
 from ..quality.estimate import QualityEstimate
 from ..quality.plots import plot_blockiness, plot_counts, plot_quality
-from ..storage import DatasetDir
+from ..storage import DatasetDir, better_of
 from ..version import __version__
 
 logger = logging.getLogger(__name__)
@@ -196,6 +196,7 @@ def config_entry(name: str, info: dict[str, Any], table: pa.Table, features, for
         "scorers": public_value(info.get("scorers", [])),
         "rules": info.get("rules", {}),
         "thetas": thetas,
+        "better": {col: better_of(info, col) for col in thetas},
         "theta_column": theta_column,
         "theta_value": thetas.get(theta_column) if theta_column else None,
         "counts": info.get("counts", {}),

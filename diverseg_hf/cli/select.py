@@ -40,7 +40,8 @@ def quality_line(quality: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     result = select(args.scores, args.out, **select_kwargs(args))
-    print(f"select: {result}; thetas {result.thetas}", file=sys.stderr)
+    rules = result.rules()
+    print(f"select: {result}" + (f"; kept where {rules}" if rules else ""), file=sys.stderr)
     if result.quality:
         print(f"quality: {quality_line(result.quality)}", file=sys.stderr)
     return 0

@@ -265,8 +265,8 @@ def publish(
 
     score_cols = [c for c in features if c not in ("key", "image")]
     formats_column = table.column("format").to_pylist()
-    context = CopyContext(features.arrow_schema, tuple(score_cols), tar_image_extension(formats_column),
-                          rescore=f"diverseg score {shlex.quote(src.spec)} --out {shlex.quote(str(info['scores_dir']))}")
+    rescore = f"diverseg score {shlex.quote(src.spec)} --out {shlex.quote(str(info['scores_dir']))}"
+    context = CopyContext(features.arrow_schema, tuple(score_cols), tar_image_extension(formats_column), rescore)
     tasks = _copy_tasks(dataset, name, gen, formats, units, table, unit_of, shards)
     done = table.num_rows - sum(t.num_rows for t in tasks)
     with tqdm(total=table.num_rows, initial=done, unit="img", desc="publish", disable=not progress,

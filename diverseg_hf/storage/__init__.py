@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .dataset_dir import DatasetDir
 from .score_table import BASE_SCHEMA, ScoreTable, table_schema
-from .selection import load_selection, write_selection
+from .selection import better_of, load_selection, lower_is_better, rule_text, write_selection
 from .shards import (
     ParquetShardWriter,
     TarSample,
@@ -31,11 +31,14 @@ __all__ = [
     "ScoreTable",
     "TarSample",
     "TarShardWriter",
+    "better_of",
     "iter_parquet_rows",
     "iter_tar_samples",
     "load_selection",
+    "lower_is_better",
     "parquet_schema",
     "read_parquet_table",
+    "rule_text",
     "table_schema",
     "write_selection",
 ]
