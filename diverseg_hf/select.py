@@ -213,6 +213,18 @@ def _duplicate_keys(table: pa.Table) -> np.ndarray:
     return pc.is_in(keys, value_set=repeated).to_numpy(zero_copy_only=False)
 
 
+def rule_columns(max_blockiness: float | None = None, thetas: dict[str, float] | None = None,
+                 by: str | None = None, quality: bool = False) -> list[str]:
+    """The score columns the rules read (``quality``: the source quality estimate is asked for too).
+
+    Example:
+        >>> rule_columns(max_blockiness=10, thetas={"sam_masks": 100}, by="det_objects")
+        ['blockiness', 'sam_masks', 'det_objects']
+    """
+    blockiness = ["blockiness"] if max_blockiness is not None or quality else []
+    return list(dict.fromkeys(blockiness + list(thetas or {}) + ([by] if by else [])))
+
+
 def _rule_masks(table: pa.Table, max_blockiness: float | None, thetas: dict[str, float],
                 by: str | None, lower: frozenset[str]) -> list[tuple[str, np.ndarray]]:
     """(rule name, rows passing it) in the order rules apply: error, duplicate keys, NaN, ceiling, thetas."""
@@ -220,8 +232,7 @@ def _rule_masks(table: pa.Table, max_blockiness: float | None, thetas: dict[str,
     duplicated = _duplicate_keys(table)
     if duplicated.any():
         rules.append(("duplicate_key", ~duplicated))
-    used = (["blockiness"] if max_blockiness is not None else []) + list(thetas) + ([by] if by else [])
-    values = {col: _values(table, col) for col in dict.fromkeys(used)}
+    values = {col: _values(table, col) for col in rule_columns(max_blockiness, thetas, by)}
     rules.extend((f"nan:{col}", ~np.isnan(vals)) for col, vals in values.items())
     with np.errstate(invalid="ignore"):
         if max_blockiness is not None:
