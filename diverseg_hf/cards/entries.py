@@ -27,6 +27,7 @@ from ..quality.basis import load_basis
 from ..quality.estimate import QualityEstimate
 from ..quality.plots import plot_blockiness, plot_counts, plot_quality
 from ..storage import DatasetDir, better_of
+from ..storage.formats import PARQUET, SHARD_FORMATS, WEBDATASET
 from ..version import __version__
 
 logger = logging.getLogger(__name__)
@@ -158,17 +159,15 @@ def config_entry(name: str, info: dict[str, Any], table: pa.Table, features, for
     yaml_configs: list[dict[str, Any]] = []
     dataset_info: list[dict[str, Any]] = []
     wds_config = None
-    if "parquet" in formats:
-        pattern = DatasetDir.parquet_pattern(name, generation=generation)
-        yaml_configs.append({"config_name": name, "module": "parquet",
-                             "data_files": [{"split": "train", "path": pattern}]})
-        dataset_info.append({"config_name": name, "features": features._to_yaml_list(), "splits": [split]})
-    if "webdataset" in formats:
-        wds_config = name if "parquet" not in formats else f"{name}_wds"
-        wds_features = _wds_features(table, score_cols, tar_extension)
-        yaml_configs.append({"config_name": wds_config, "module": "webdataset", "data_files": [
-            {"split": "train", "path": DatasetDir.tar_pattern(name, generation=generation)}]})
-        dataset_info.append({"config_name": wds_config, "features": wds_features._to_yaml_list(),
+    for shard in (SHARD_FORMATS[f] for f in SHARD_FORMATS if f in formats):
+        if shard.one_extension:  # tars: one image field named by the config's one extension
+            config_name = wds_config = name if PARQUET.name not in formats else f"{name}_wds"
+            shard_features = _wds_features(table, score_cols, tar_extension)
+        else:
+            config_name, shard_features = name, features
+        yaml_configs.append({"config_name": config_name, "module": shard.module, "data_files": [
+            {"split": "train", "path": shard.pattern(name, generation=generation)}]})
+        dataset_info.append({"config_name": config_name, "features": shard_features._to_yaml_list(),
                              "splits": [split]})
     thetas = info.get("thetas") or {}
     theta_column = next(iter(thetas), None)
@@ -185,7 +184,7 @@ def config_entry(name: str, info: dict[str, Any], table: pa.Table, features, for
         "formats": formats,
         "extensions": sorted(extensions),
         "wds_config": wds_config,
-        "wds_path": DatasetDir.tar_pattern(name, generation=generation) if wds_config else None,
+        "wds_path": WEBDATASET.pattern(name, generation=generation) if wds_config else None,
         "wds_image_field": tar_extension if wds_config else None,
         "wds_fields": [tar_extension, "json"] if wds_config else [],
         "yaml_configs": yaml_configs,

@@ -43,11 +43,11 @@ from ..files import check_output_dir
 from ..sources import Source, Unit, reopen_source
 from ..storage import DatasetDir, ParquetShardWriter, ScoreTable, load_selection
 from ..storage.dataset_dir import REGISTRY
+from ..storage.formats import SHARD_FORMATS
 from .shard_copy import CopyContext, CopyTask, ShardJob, image_extension, plan_tasks, run_tasks, tar_image_extension
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("parquet", "webdataset")
 SCORES_SHARD_ROWS = 500_000
 #: Bumped when the bytes written for the same selection change, so that a new generation is written.
 LAYOUT_VERSION = 2
@@ -141,8 +141,8 @@ def check_publish_arguments(name: str, formats: Sequence[str], shard_size: str |
         diverseg_hf.errors.DiversegError: config name 'my-subset' must be letters, digits or _ (and not 'scores')
     """
     formats = list(dict.fromkeys(formats))
-    if not formats or any(f not in FORMATS for f in formats):
-        raise ParameterError("formats", f"must be a comma-separated subset of {', '.join(FORMATS)}")
+    if not formats or any(f not in SHARD_FORMATS for f in formats):
+        raise ParameterError("formats", f"must be a comma-separated subset of {', '.join(SHARD_FORMATS)}")
     if not _NAME.match(name) or name == "scores":
         raise DiversegError(f"config name {name!r} must be letters, digits or _ (and not 'scores')")
     check_at_least("workers", workers)
@@ -176,14 +176,19 @@ def _unit_of_rows(info: dict[str, Any], table: pa.Table, units: list[Unit]) -> l
         return None
 
 
+def _shard_path(dataset: DatasetDir, fmt: str, name: str, index: int, count: int, gen: str) -> Path:
+    """Where shard ``index`` of ``count`` of config ``name`` in format ``fmt`` goes."""
+    shard = SHARD_FORMATS[fmt]
+    return shard.config_dir(dataset.root, name) / shard.shard_name(index, count, generation=gen)
+
+
 def _copy_tasks(dataset: DatasetDir, name: str, gen: str, formats: list[str], units: list[Unit], table: pa.Table,
                 unit_of: list[int] | None, shards: list[tuple[int, int]]) -> list[CopyTask]:
     """The shards whose files are missing, grouped into tasks that share no source unit."""
     jobs: dict[int, ShardJob] = {}
     for i, (a, b) in enumerate(shards):
-        paths = {"parquet": dataset.parquet_dir(name) / DatasetDir.parquet_shard_name(i, len(shards), generation=gen),
-                 "webdataset": dataset.tar_dir(name) / DatasetDir.tar_shard_name(i, generation=gen)}
-        missing = {fmt: str(paths[fmt]) for fmt in formats if not paths[fmt].exists()}
+        paths = {fmt: _shard_path(dataset, fmt, name, i, len(shards), gen) for fmt in formats}
+        missing = {fmt: str(path) for fmt, path in paths.items() if not path.exists()}
         if missing:
             jobs[i] = ShardJob(i, table.slice(a, b - a), missing)
     if unit_of is None:
@@ -272,10 +277,7 @@ def publish(
     with tqdm(total=table.num_rows, initial=done, unit="img", desc="publish", disable=not progress,
               dynamic_ncols=True) as bar:
         run_tasks(tasks, context, workers, bar.update)
-    files = [p for fmt in formats for p in
-             (dataset.parquet_dir(name) / DatasetDir.parquet_shard_name(i, len(shards), generation=gen)
-              if fmt == "parquet" else dataset.tar_dir(name) / DatasetDir.tar_shard_name(i, generation=gen)
-              for i in range(len(shards)))]
+    files = [_shard_path(dataset, fmt, name, i, len(shards), gen) for fmt in formats for i in range(len(shards))]
     num_bytes = sum(p.stat().st_size for p in files if p.suffix == ".parquet") or \
         sum(p.stat().st_size for p in files)
 

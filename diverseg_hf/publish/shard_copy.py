@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import multiprocessing as mp
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,14 +23,12 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from ..errors import DiversegError
 from ..sources import Record, Unit
-from ..storage import ParquetShardWriter, TarShardWriter
+from ..storage.formats import SHARD_FORMATS
 
-ROW_GROUP_ROWS = 100
 _EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff",
         "GIF": "gif", "PPM": "ppm"}
 
@@ -94,11 +91,6 @@ def plan_tasks(shard_units: Sequence[tuple[int, int, int]]) -> list[list[int]]:
     return groups
 
 
-def _json_row(row: dict[str, Any]) -> bytes:
-    clean = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
-    return json.dumps(clean, sort_keys=True, separators=(",", ":")).encode()
-
-
 def _checked_records(units: Iterable[Unit], keys: list[str], hashes: list[str], rescore: str) -> Iterator[Record]:
     """The records of ``keys`` from ``units``, in that order, each checked against its sha256."""
     want = set(keys)
@@ -117,24 +109,15 @@ def _checked_records(units: Iterable[Unit], keys: list[str], hashes: list[str], 
 
 
 def _open_writers(paths: dict[str, str], context: CopyContext) -> dict[str, Any]:
-    writers: dict[str, Any] = {}
-    if "parquet" in paths:
-        writers["parquet"] = ParquetShardWriter(paths["parquet"], context.schema, row_group_size=ROW_GROUP_ROWS,
-                                                uncompressed=("image",))
-    if "webdataset" in paths:
-        writers["webdataset"] = TarShardWriter(paths["webdataset"])
-    return writers
+    return {fmt: SHARD_FORMATS[fmt].writer(path, context.schema) for fmt, path in paths.items()}
 
 
 def _write_row(writers: dict[str, Any], row: dict[str, Any], data: bytes, context: CopyContext) -> None:
-    key = row["key"]
-    scores = {c: row[c] for c in context.score_columns}
-    if "parquet" in writers:
-        path = f"{key}.{image_extension(row['format'])}"
-        writers["parquet"].write({"key": key, "image": {"bytes": data, "path": path}, **scores})
-    if "webdataset" in writers:
-        meta = _json_row({"key": key, **scores})  # the scores include the original format
-        writers["webdataset"].write({"__key__": key, context.tar_extension: data, "json": meta})
+    scores = {c: row[c] for c in context.score_columns}  # the scores include the original format
+    for fmt, writer in writers.items():
+        shard = SHARD_FORMATS[fmt]
+        extension = context.tar_extension if shard.one_extension else image_extension(row["format"])
+        writer.write(shard.item(row["key"], data, scores, extension))
 
 
 def run_task(task: CopyTask, context: CopyContext, on_row: Callable[[], None] | None = None) -> int:

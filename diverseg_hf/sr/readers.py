@@ -27,6 +27,7 @@ from typing import Any
 
 from ..errors import DiversegError
 from ..storage import DatasetDir, iter_parquet_rows, iter_tar_samples, parquet_schema
+from ..storage.formats import PARQUET, SHARD_FORMATS, WEBDATASET
 
 #: What a reader yields per image: (key, payload for decode_rgb or None).
 KeyedImage = tuple[str, Any]
@@ -197,12 +198,10 @@ def folder_reader(
     """
     if format == "basicsr":
         return ExportFolderReader(Path(path), config)
-    folder = DatasetDir(path)
-    if format == "parquet":
-        return ParquetFolderReader(folder.parquet_shards(config, split))
-    if format == "webdataset":
-        return TarFolderReader(folder.tar_shards(config, split))
-    raise DiversegError(f"format must be 'parquet', 'webdataset' or 'basicsr', got {format!r}")
+    readers = {PARQUET.name: ParquetFolderReader, WEBDATASET.name: TarFolderReader}
+    if format not in readers:
+        raise DiversegError(f"format must be {', '.join(map(repr, SHARD_FORMATS))} or 'basicsr', got {format!r}")
+    return readers[format](DatasetDir(path).shards(format, config, split))
 
 
 def dataset_reader(dataset: Any, image_column: str = "image", key_column: str = "key") -> Any:

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 from .dataset_dir import DatasetDir
+from .formats import SHARD_FORMATS, ShardFormat, shard_format
 from .score_table import BASE_SCHEMA, ScoreTable, table_schema
 from .selection import better_of, load_selection, lower_is_better, rule_text, write_selection
 from .shards import (
@@ -26,9 +27,11 @@ from .shards import (
 
 __all__ = [
     "BASE_SCHEMA",
+    "SHARD_FORMATS",
     "DatasetDir",
     "ParquetShardWriter",
     "ScoreTable",
+    "ShardFormat",
     "TarSample",
     "TarShardWriter",
     "better_of",
@@ -39,6 +42,7 @@ __all__ = [
     "parquet_schema",
     "read_parquet_table",
     "rule_text",
+    "shard_format",
     "table_schema",
     "write_selection",
 ]
