@@ -44,6 +44,8 @@ import logging
 import math
 import numbers
 import os
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,9 @@ from .storage import ScoreTable, lower_is_better, rule_text, write_selection
 from .version import __version__
 
 logger = logging.getLogger(__name__)
+
+_HASH_BASE = np.uint64(0x100000001B3)  # key_hashes: the FNV-64 prime as the polynomial's base
+_HASH_MIX = np.uint64(0x9E3779B97F4A7C15)  # and a golden-ratio constant times the length
 
 @dataclass
 class SelectionResult:
@@ -86,14 +91,19 @@ class SelectionResult:
                 + (f"; dropped: {dropped}" if dropped else ""))
 
 
+def _check_numeric(schema: pa.Schema, column: str) -> None:
+    """Refuse a rule on a column the score table lacks or that is not numeric."""
+    if column not in schema.names:
+        raise DiversegError(f"the score table has no column {column!r} (columns: {', '.join(schema.names)})")
+    kind = schema.field(column).type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        raise DiversegError(f"column {column!r} is not numeric ({kind})")
+
+
 def _values(table: pa.Table, column: str) -> np.ndarray:
     """A numeric column as float64 with NaN for nulls."""
-    if column not in table.column_names:
-        raise DiversegError(f"the score table has no column {column!r} (columns: {', '.join(table.column_names)})")
-    col = table.column(column)
-    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
-        raise DiversegError(f"column {column!r} is not numeric ({col.type})")
-    return col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    _check_numeric(table.schema, column)
+    return table.column(column).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
 
 
 def keep_fraction(table: pa.Table, by: str, fraction: float, eligible: np.ndarray,
@@ -116,21 +126,21 @@ def keep_fraction(table: pa.Table, by: str, fraction: float, eligible: np.ndarra
     return eligible & ((raw <= theta) if lower_is_better else (raw >= theta)), theta
 
 
-def _quality(table: pa.Table, basis: Any) -> dict[str, Any]:
+def _quality(scan: _Scan, basis: Any) -> dict[str, Any]:
     from .quality.basis import load_basis
     from .quality.estimate import estimate_quality
 
-    values = _values(table, "blockiness")
-    ok = pc.is_null(table.column("error")).to_numpy(zero_copy_only=False) & np.isfinite(values)
+    values = _values(scan.table, "blockiness")
+    ok = scan.no_error & np.isfinite(values)
     if not ok.any():
         raise DiversegError("no defined blockiness values to estimate the source quality from")
     return estimate_quality(values[ok], load_basis(basis)).to_dict()
 
 
-def _estimate_if_possible(table: pa.Table) -> dict[str, Any] | None:
+def _estimate_if_possible(scan: _Scan) -> dict[str, Any] | None:
     """The source quality estimate with the default basis, or None (logged) when the values allow none."""
     try:
-        return _quality(table, None)
+        return _quality(scan, None)
     except (DiversegError, ValueError, np.linalg.LinAlgError) as exc:
         logger.warning("no source quality estimate: %s", exc)
         return None
@@ -205,12 +215,73 @@ def check_select_arguments(max_blockiness: float | None = None, thetas: dict[str
     return by
 
 
-def _duplicate_keys(table: pa.Table) -> np.ndarray:
-    """True for every row whose key the table holds more than once."""
-    keys = table.column("key")
-    counts = pc.value_counts(keys)
-    repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
-    return pc.is_in(keys, value_set=repeated).to_numpy(zero_copy_only=False)
+def key_hashes(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A 64-bit polynomial hash of each key (its UTF-8 bytes), vectorised: equal keys hash equal.
+
+    Example:
+        >>> h = key_hashes(pa.array(["a", "bc", "a", ""]))
+        >>> bool(h[0] == h[2]), bool(h[0] != h[1]), len(h)
+        (True, True, 4)
+    """
+    arr = pc.fill_null(keys, "").cast(pa.large_binary())
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    offsets = np.frombuffer(arr.buffers()[1], np.int64, count=len(arr) + 1, offset=8 * arr.offset)
+    data = np.frombuffer(arr.buffers()[2], np.uint8) if arr.buffers()[2] is not None else np.zeros(0, np.uint8)
+    lengths = np.diff(offsets)
+    starts = offsets[:-1] - offsets[0]
+    segment = data[offsets[0]:offsets[-1]].astype(np.uint64) + np.uint64(1)
+    powers = np.cumprod(np.full(int(lengths.max(initial=0)), _HASH_BASE, np.uint64))
+    hashes = lengths.astype(np.uint64) * _HASH_MIX
+    filled = lengths > 0
+    if filled.any():
+        within = np.arange(segment.size, dtype=np.int64) - np.repeat(starts, lengths)
+        hashes[filled] += np.add.reduceat(segment * powers[within], starts[filled])
+    return hashes
+
+
+def _duplicates(store: ScoreTable, n: int) -> np.ndarray:
+    """True for every row whose key the table holds more than once: 8 bytes a row (key hashes), the keys
+    themselves only for rows whose hash is shared (checked exactly)."""
+    hashes = np.concatenate([np.zeros(0, np.uint64), *(key_hashes(u.column("key")) for u in store.iter_units(["key"]))])
+    ordered = np.sort(hashes)
+    shared = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    del ordered
+    candidates = np.isin(hashes, shared) if shared.size else np.zeros(n, bool)
+    if not candidates.any():
+        return candidates
+    where = np.flatnonzero(candidates)
+    keys: list[str] = []
+    start = 0
+    for unit in store.iter_units(["key"]):
+        inside = where[(where >= start) & (where < start + unit.num_rows)] - start
+        keys.extend(unit.column("key").take(pa.array(inside)).to_pylist())
+        start += unit.num_rows
+    counts = Counter(keys)
+    candidates[where] = [counts[k] > 1 for k in keys]
+    return candidates
+
+
+@dataclass
+class _Scan:
+    """What the rules read of a score table: the columns they use, which rows have no error, repeated keys."""
+
+    table: pa.Table
+    no_error: np.ndarray
+    duplicated: np.ndarray
+
+
+def _scan(store: ScoreTable, columns: list[str]) -> _Scan:
+    """The rule columns of every unit (projected; no other column is read) and the error and key checks."""
+    schema = store.schema()
+    for column in columns:
+        _check_numeric(schema, column)
+    parts, no_error = [], []
+    for unit in store.iter_units(["error", *columns]):
+        no_error.append(pc.is_null(unit.column("error")).to_numpy(zero_copy_only=False))
+        parts.append(unit.drop_columns(["error"]))
+    table = pa.concat_tables(parts) if parts else pa.schema([schema.field(c) for c in columns]).empty_table()
+    ok = np.concatenate(no_error) if no_error else np.zeros(0, bool)
+    return _Scan(table, ok, _duplicates(store, len(ok)))
 
 
 def rule_columns(max_blockiness: float | None = None, thetas: dict[str, float] | None = None,
@@ -225,14 +296,13 @@ def rule_columns(max_blockiness: float | None = None, thetas: dict[str, float] |
     return list(dict.fromkeys(blockiness + list(thetas or {}) + ([by] if by else [])))
 
 
-def _rule_masks(table: pa.Table, max_blockiness: float | None, thetas: dict[str, float],
+def _rule_masks(scan: _Scan, max_blockiness: float | None, thetas: dict[str, float],
                 by: str | None, lower: frozenset[str]) -> list[tuple[str, np.ndarray]]:
     """(rule name, rows passing it) in the order rules apply: error, duplicate keys, NaN, ceiling, thetas."""
-    rules = [("error", pc.is_null(table.column("error")).to_numpy(zero_copy_only=False))]
-    duplicated = _duplicate_keys(table)
-    if duplicated.any():
-        rules.append(("duplicate_key", ~duplicated))
-    values = {col: _values(table, col) for col in rule_columns(max_blockiness, thetas, by)}
+    rules = [("error", scan.no_error)]
+    if scan.duplicated.any():
+        rules.append(("duplicate_key", ~scan.duplicated))
+    values = {col: _values(scan.table, col) for col in rule_columns(max_blockiness, thetas, by)}
     rules.extend((f"nan:{col}", ~np.isnan(vals)) for col, vals in values.items())
     with np.errstate(invalid="ignore"):
         if max_blockiness is not None:
@@ -258,9 +328,9 @@ def _keep_rule(table: pa.Table, by: str, keep: float, kept: np.ndarray,
     return mask, theta, report
 
 
-def _gate(table: pa.Table, basis: Any, min_quality: float | None, on_low_quality: str) -> dict[str, Any]:
+def _gate(scan: _Scan, basis: Any, min_quality: float | None, on_low_quality: str) -> dict[str, Any]:
     """The source quality estimate, refusing (or warning) below ``min_quality``."""
-    quality = _quality(table, basis)
+    quality = _quality(scan, basis)
     if min_quality is not None and quality["quality"] < min_quality:
         message = (f"source quality {quality['quality']:.4f} is below --min-quality {min_quality} "
                    "(the source looks JPEG-compressed)")
@@ -270,6 +340,16 @@ def _gate(table: pa.Table, basis: Any, min_quality: float | None, on_low_quality
     quality["min_quality"] = min_quality
     quality["passed"] = min_quality is None or quality["quality"] >= min_quality
     return quality
+
+
+def _kept_rows(store: ScoreTable, kept: np.ndarray) -> Iterator[pa.Table]:
+    """The kept rows of each unit (all columns but ``error``), one unit read at a time."""
+    start = 0
+    for unit in store.iter_units():
+        mask = kept[start:start + unit.num_rows]
+        start += unit.num_rows
+        if mask.any():
+            yield unit.filter(pa.array(mask)).drop_columns(["error"])
 
 
 def select(
@@ -302,28 +382,31 @@ def select(
     max_blockiness, thetas = blockiness_shorthand(max_blockiness, thetas)
     by = check_select_arguments(max_blockiness, thetas, keep, by, min_quality, basis, on_low_quality)
     store = ScoreTable.open(scores_dir)
-    table = store.read()
-    n = table.num_rows
+    asked = min_quality is not None or basis is not None
+    estimate = estimate and not asked and "blockiness" in store.schema().names
+    scan = _scan(store, rule_columns(max_blockiness, thetas, by, quality=asked or estimate))
+    n = len(scan.no_error)
 
     kept = np.ones(n, bool)
     dropped: dict[str, int] = {}
     lower = lower_is_better(store.header)
-    for name, ok in _rule_masks(table, max_blockiness, thetas, by, lower):
+    for name, ok in _rule_masks(scan, max_blockiness, thetas, by, lower):
         dropped[name] = int(np.count_nonzero(kept & ~ok))
         kept &= ok
     used_thetas: dict[str, Any] = dict(thetas)
     keep_report = None
     if keep is not None and by is not None:
-        mask, theta, keep_report = _keep_rule(table, by, keep, kept, lower)
+        mask, theta, keep_report = _keep_rule(scan.table, by, keep, kept, lower)
         dropped[f"keep:{by}"] = int(np.count_nonzero(kept & ~mask))
         kept = mask
         used_thetas[by] = theta
 
     quality = None
-    if min_quality is not None or basis is not None:
-        quality = _gate(table, basis, min_quality, on_low_quality)
-    elif estimate and "blockiness" in table.column_names:
-        quality = _estimate_if_possible(table)
+    if asked:
+        quality = _gate(scan, basis, min_quality, on_low_quality)
+    elif estimate:
+        quality = _estimate_if_possible(scan)
+    del scan
 
     better = {col: "lower" if col in lower else "higher"
               for col in (["blockiness"] if max_blockiness is not None else []) + list(used_thetas)}
@@ -344,6 +427,7 @@ def select(
     }
     if keep_report is not None:
         info["keep"] = keep_report
-    write_selection(out, table.filter(pa.array(kept)).drop_columns(["error"]), info)
+    schema = store.schema()
+    write_selection(out, _kept_rows(store, kept), info, schema=schema.remove(schema.get_field_index("error")))
     logger.info("select: %s", result)
     return result

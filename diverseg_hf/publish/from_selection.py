@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from ..cards.entries import config_entry, config_figures, published_features
@@ -167,11 +167,13 @@ def _unit_of_rows(info: dict[str, Any], table: pa.Table, units: list[Unit]) -> l
     position = {u.id: i for i, u in enumerate(units)}
     try:
         store = ScoreTable.open(info["scores_dir"])
-        keys = store.read(columns=["key"]).column("key").to_pylist()  # units in order (the cached table)
-        unit_index = np.repeat([position[u["id"]] for u in store.units],
-                               [store.counts[u["id"]]["rows"] for u in store.units])
-        unit_of = dict(zip(keys, unit_index.tolist()))
-        return [unit_of[k] for k in table.column("key").to_pylist()]
+        wanted = table.column("key").combine_chunks()
+        unit_of: dict[str, int] = {}
+        for unit, part in zip(store.units, store.iter_units(["key"])):  # one unit's keys at a time
+            index = position[unit["id"]]
+            keys = part.column("key")
+            unit_of.update((k, index) for k in keys.filter(pc.is_in(keys, value_set=wanted)).to_pylist())
+        return [unit_of[k] for k in wanted.to_pylist()]
     except (DiversegError, KeyError, OSError, TypeError, ValueError):
         return None
 

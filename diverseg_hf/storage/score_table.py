@@ -36,7 +36,7 @@ import logging
 import os
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -254,12 +254,7 @@ class ScoreTable:
         With ``cache``, the concatenated table is kept in ``CACHE`` (uncompressed Arrow IPC, memory
         mapped), tagged with the unit files' sizes and mtimes, so re-reading a large table is instant.
         """
-        if not self.complete:
-            missing = sum(1 for u in self.units if u["id"] not in self.counts)
-            raise DiversegError(
-                f"score table {self.root} is incomplete ({missing} of {len(self.units)} units missing); "
-                "re-run diverseg score on it to resume"
-            )
+        self._check_complete()
         if not cache:
             return self._concat(columns)
         stamp = self._fingerprint()
@@ -281,6 +276,34 @@ class ScoreTable:
 
         write_atomic(path, write)
         return table.select(columns) if columns else table
+
+    def _check_complete(self) -> None:
+        if not self.complete:
+            missing = sum(1 for u in self.units if u["id"] not in self.counts)
+            raise DiversegError(
+                f"score table {self.root} is incomplete ({missing} of {len(self.units)} units missing); "
+                "re-run diverseg score on it to resume"
+            )
+
+    def schema(self) -> pa.Schema:
+        """The table's schema (that of its first unit file; the base columns when it has no units)."""
+        self._check_complete()
+        return pq.read_schema(self.unit_path(self.units[0]["id"])) if self.units else table_schema([])
+
+    def iter_units(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        """Each committed unit's rows (only ``columns`` when given), in unit order: the table without
+        holding it whole (memory bounded by one unit).
+
+        Example:
+            >>> import tempfile
+            >>> t = ScoreTable.create(tempfile.mkdtemp(), {"source": {}}, [{"id": "u0", "size": 0}])
+            >>> t.commit("u0", table_schema([]).empty_table())
+            >>> [u.num_rows for u in t.iter_units(["key"])]
+            [0]
+        """
+        self._check_complete()
+        for unit in self.units:
+            yield pq.read_table(self.unit_path(unit["id"]), columns=columns)
 
     def _concat(self, columns: list[str] | None) -> pa.Table:
         tables = [pq.read_table(self.unit_path(u["id"]), columns=columns) for u in self.units]

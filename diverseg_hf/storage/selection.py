@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from ..files import write_atomic, write_json_atomic
 
 SELECTION_PARQUET = "selection.parquet"
 SELECTION_JSON = "selection.json"
+#: Rows per row group of ``selection.parquet`` (and the most rows a streamed write holds at once).
+ROW_GROUP_ROWS = 65536
 #: Lower-is-better columns of score tables written before the tables recorded them.
 _FORMER_LOWER_IS_BETTER = frozenset({"blockiness"})
 
@@ -74,16 +77,36 @@ def rule_text(column: str, theta: Any, better: str, symbols: tuple[str, str] = (
     return f"{column} {symbols[0] if better == 'lower' else symbols[1]} {theta}"
 
 
-def write_selection(out: str | os.PathLike, table: pa.Table, info: dict[str, Any]) -> None:
-    """Write the kept rows and their description; ``info`` is JSON-serialised with ``str`` for the rest."""
+def write_selection(out: str | os.PathLike, table: pa.Table | Iterable[pa.Table], info: dict[str, Any],
+                    schema: pa.Schema | None = None) -> None:
+    """Write the kept rows and their description; ``info`` is JSON-serialised with ``str`` for the rest.
+
+    ``table`` may be an iterable of tables (of ``schema``), written as they come: the rows are never held
+    together (row groups of up to :data:`ROW_GROUP_ROWS` rows).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / SELECTION_JSON).unlink(missing_ok=True)  # the json marks a complete selection: written last
     info = json.loads(json.dumps(info, default=str))
     meta = {b"diverseg": json.dumps(info).encode()}
-    columns = ["format"] if "format" in table.column_names else False
-    write_atomic(out / SELECTION_PARQUET, lambda fh: pq.write_table(
-        table.replace_schema_metadata(meta), fh, compression="snappy", use_dictionary=columns))
+    parts = [table] if isinstance(table, pa.Table) else table
+    schema = (table.schema if isinstance(table, pa.Table) else schema).with_metadata(meta)
+    columns = ["format"] if "format" in schema.names else False
+
+    def write(fh: Any) -> None:
+        with pq.ParquetWriter(fh, schema, compression="snappy", use_dictionary=columns) as writer:
+            pending: list[pa.Table] = []
+            rows = 0
+            for part in parts:
+                pending.append(part.replace_schema_metadata(meta))
+                rows += part.num_rows
+                if rows >= ROW_GROUP_ROWS:
+                    writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+                    pending, rows = [], 0
+            if pending:
+                writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+
+    write_atomic(out / SELECTION_PARQUET, write)
     write_json_atomic(out / SELECTION_JSON, info)
 
 
