@@ -239,14 +239,13 @@ def key_hashes(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return hashes
 
 
-def _duplicates(store: ScoreTable, n: int) -> np.ndarray:
-    """True for every row whose key the table holds more than once: 8 bytes a row (key hashes), the keys
-    themselves only for rows whose hash is shared (checked exactly)."""
-    hashes = np.concatenate([np.zeros(0, np.uint64), *(key_hashes(u.column("key")) for u in store.iter_units(["key"]))])
+def _duplicates(store: ScoreTable, hashes: np.ndarray) -> np.ndarray:
+    """True for every row whose key the table holds more than once, from the keys' hashes (8 bytes a row);
+    the keys themselves are read again only for rows whose hash is shared (and compared exactly)."""
     ordered = np.sort(hashes)
     shared = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     del ordered
-    candidates = np.isin(hashes, shared) if shared.size else np.zeros(n, bool)
+    candidates = np.isin(hashes, shared) if shared.size else np.zeros(len(hashes), bool)
     if not candidates.any():
         return candidates
     where = np.flatnonzero(candidates)
@@ -275,13 +274,13 @@ def _scan(store: ScoreTable, columns: list[str]) -> _Scan:
     schema = store.schema()
     for column in columns:
         _check_numeric(schema, column)
-    parts, no_error = [], []
-    for unit in store.iter_units(["error", *columns]):
+    parts, no_error, hashes = [], [np.zeros(0, bool)], [np.zeros(0, np.uint64)]
+    for unit in store.iter_units(["key", "error", *columns]):
         no_error.append(pc.is_null(unit.column("error")).to_numpy(zero_copy_only=False))
-        parts.append(unit.drop_columns(["error"]))
+        hashes.append(key_hashes(unit.column("key")))
+        parts.append(unit.drop_columns(["key", "error"]))
     table = pa.concat_tables(parts) if parts else pa.schema([schema.field(c) for c in columns]).empty_table()
-    ok = np.concatenate(no_error) if no_error else np.zeros(0, bool)
-    return _Scan(table, ok, _duplicates(store, len(ok)))
+    return _Scan(table, np.concatenate(no_error), _duplicates(store, np.concatenate(hashes)))
 
 
 def rule_columns(max_blockiness: float | None = None, thetas: dict[str, float] | None = None,
