@@ -262,25 +262,37 @@ def _duplicates(store: ScoreTable, hashes: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _Scan:
-    """What the rules read of a score table: the columns they use, which rows have no error, repeated keys."""
+    """What the rules read of a score table: the columns they use (float64, NaN for null; ``integer``: those
+    stored as integers), which rows have no error, and the rows whose key repeats."""
 
     table: pa.Table
+    integer: frozenset[str]
     no_error: np.ndarray
     duplicated: np.ndarray
 
 
 def _scan(store: ScoreTable, columns: list[str]) -> _Scan:
-    """The rule columns of every unit (projected; no other column is read) and the error and key checks."""
+    """The rule columns of every unit (projected: no other column is read, one unit at a time, into arrays
+    of 8 bytes a row) and the error and key checks."""
     schema = store.schema()
     for column in columns:
         _check_numeric(schema, column)
-    parts, no_error, hashes = [], [np.zeros(0, bool)], [np.zeros(0, np.uint64)]
+    n = sum(store.counts[u["id"]]["rows"] for u in store.units)
+    values = {c: np.empty(n, np.float64) for c in columns}
+    no_error, hashes = np.empty(n, bool), np.empty(n, np.uint64)
+    start = 0
     for unit in store.iter_units(["key", "error", *columns]):
-        no_error.append(pc.is_null(unit.column("error")).to_numpy(zero_copy_only=False))
-        hashes.append(key_hashes(unit.column("key")))
-        parts.append(unit.drop_columns(["key", "error"]))
-    table = pa.concat_tables(parts) if parts else pa.schema([schema.field(c) for c in columns]).empty_table()
-    return _Scan(table, np.concatenate(no_error), _duplicates(store, np.concatenate(hashes)))
+        end = start + unit.num_rows
+        if end > n:
+            raise DiversegError(f"score table {store.root} changed while it was read; run select again")
+        no_error[start:end] = pc.is_null(unit.column("error")).to_numpy(zero_copy_only=False)
+        hashes[start:end] = key_hashes(unit.column("key"))
+        for column, out in values.items():
+            out[start:end] = _values(unit, column)
+        start = end
+    integer = frozenset(c for c in columns if pa.types.is_integer(schema.field(c).type))
+    table = pa.table({c: pa.array(v) for c, v in values.items()}, schema=pa.schema([(c, pa.float64()) for c in values]))
+    return _Scan(table, integer, no_error, _duplicates(store, hashes))
 
 
 def rule_columns(max_blockiness: float | None = None, thetas: dict[str, float] | None = None,
@@ -311,10 +323,13 @@ def _rule_masks(scan: _Scan, max_blockiness: float | None, thetas: dict[str, flo
     return rules
 
 
-def _keep_rule(table: pa.Table, by: str, keep: float, kept: np.ndarray,
+def _keep_rule(scan: _Scan, by: str, keep: float, kept: np.ndarray,
                lower: frozenset[str]) -> tuple[np.ndarray, Any, dict[str, Any]]:
     """The ``keep`` rule's mask and theta, and what it kept against its target (warned when they differ)."""
+    table = scan.table
     mask, theta = keep_fraction(table, by, keep, kept, lower_is_better=by in lower)
+    if theta is not None and by in scan.integer:
+        theta = int(theta)  # as keep_fraction gives it for a column stored as integers
     target = max(1, math.ceil(keep * table.num_rows))
     got = int(mask.sum())
     report = {"fraction": keep, "by": by, "better": "lower" if by in lower else "higher",
@@ -395,7 +410,7 @@ def select(
     used_thetas: dict[str, Any] = dict(thetas)
     keep_report = None
     if keep is not None and by is not None:
-        mask, theta, keep_report = _keep_rule(scan.table, by, keep, kept, lower)
+        mask, theta, keep_report = _keep_rule(scan, by, keep, kept, lower)
         dropped[f"keep:{by}"] = int(np.count_nonzero(kept & ~mask))
         kept = mask
         used_thetas[by] = theta
