@@ -393,8 +393,8 @@ def select(
         ...
         diverseg_hf.errors.DiversegError: /no/such is not a score table (no scores.json); run diverseg score first
     """
-    max_blockiness, thetas = blockiness_shorthand(max_blockiness, thetas)
     by = check_select_arguments(max_blockiness, thetas, keep, by, min_quality, basis, on_low_quality)
+    max_blockiness, thetas = blockiness_shorthand(max_blockiness, thetas)
     store = ScoreTable.open(scores_dir)
     asked = min_quality is not None or basis is not None
     estimate = estimate and not asked and "blockiness" in store.schema().names
