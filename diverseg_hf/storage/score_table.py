@@ -259,23 +259,32 @@ class ScoreTable:
             return self._concat(columns)
         stamp = self._fingerprint()
         path = self.root / CACHE
-        if path.exists():
-            try:
-                reader = pa.ipc.open_file(pa.memory_map(str(path)))
-                if (reader.schema.metadata or {}).get(b"fingerprint") == stamp:
-                    table = reader.read_all()
-                    return table.select(columns) if columns else table
-            except (pa.ArrowInvalid, OSError):
-                logger.info("rebuilding unreadable cache %s", path)
-        table = self._concat(None)
-        schema = table.schema.with_metadata({**(table.schema.metadata or {}), b"fingerprint": stamp})
+        table = self._cached(path, stamp)
+        if table is None:
+            concat = self._concat(None)
+            schema = concat.schema.with_metadata({**(concat.schema.metadata or {}), b"fingerprint": stamp})
 
-        def write(fh: Any) -> None:
-            with pa.ipc.new_file(fh, schema) as writer:
-                writer.write_table(table.replace_schema_metadata(schema.metadata))
+            def write(fh: Any) -> None:
+                with pa.ipc.new_file(fh, schema) as writer:
+                    writer.write_table(concat.replace_schema_metadata(schema.metadata))
 
-        write_atomic(path, write)
+            write_atomic(path, write)
+            del concat
+            table = self._cached(path, stamp)  # the same arrays whether the cache was there or not
         return table.select(columns) if columns else table
+
+    @staticmethod
+    def _cached(path: Path, stamp: bytes) -> pa.Table | None:
+        """The cached table at ``path`` when it is there, readable and of the current unit files."""
+        if not path.exists():
+            return None
+        try:
+            reader = pa.ipc.open_file(pa.memory_map(str(path)))
+            if (reader.schema.metadata or {}).get(b"fingerprint") == stamp:
+                return reader.read_all()
+        except (pa.ArrowInvalid, OSError):
+            logger.info("rebuilding unreadable cache %s", path)
+        return None
 
     def _check_complete(self) -> None:
         if not self.complete:
