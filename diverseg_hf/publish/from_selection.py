@@ -98,6 +98,24 @@ def plan_shards(sizes: Sequence[int], shard_size: int, units: Sequence[int] | No
     return shards
 
 
+class _HashSink:
+    """A write-only file that feeds what is written to a hash (for ``pa.PythonFile``)."""
+
+    def __init__(self, digest: Any):
+        self.digest = digest
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
 def generation(table: pa.Table, scores: pa.Table | None, shards: Sequence[tuple[int, int]]) -> str:
     """The digest that names a config's files: the selected rows, the score table and the shard plan.
 
@@ -112,10 +130,8 @@ def generation(table: pa.Table, scores: pa.Table | None, shards: Sequence[tuple[
             digest.update(b"none")
             continue
         part = part.replace_schema_metadata(None).combine_chunks()
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, part.schema) as writer:
-            writer.write_table(part)
-        digest.update(sink.getvalue())
+        with pa.ipc.new_stream(pa.PythonFile(_HashSink(digest), mode="w"), part.schema) as writer:
+            writer.write_table(part)  # hashed as it is serialised: the bytes are never held whole
     return digest.hexdigest()[:10]
 
 
