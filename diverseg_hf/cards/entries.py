@@ -7,6 +7,7 @@ card shows.
 
 Example:
     >>> import pyarrow as pa
+import pyarrow.compute as pc
     >>> stats(pa.table({"width": [4, 8], "height": [2, 2]}))["mean_pixels"]
     12.0
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import DiversegError
 from ..quality.basis import load_basis
@@ -53,9 +55,8 @@ def config_figures(dataset: DatasetDir, name: str, scores: pa.Table, info: dict[
     the source's images kept (``kept_keys``) and dropped in two colours, with their counts; and, where the
     selection recorded a quality estimate, the paper's figure: the source's blockiness against each basis
     quality's."""
-    keys = scores.column("key").to_pylist()
-    wanted = set(kept_keys)
-    kept = np.fromiter((k in wanted for k in keys), bool, len(keys))
+    keys = scores.column("key")
+    kept = pc.is_in(keys, value_set=pa.array(list(kept_keys), pa.string())).to_numpy(zero_copy_only=False)
     plots = []
     for col in [c for c in info["thetas"] if c in scores.column_names]:
         label = _COUNT_LABELS.get(col, col)
