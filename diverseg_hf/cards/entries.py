@@ -7,7 +7,6 @@ card shows.
 
 Example:
     >>> import pyarrow as pa
-import pyarrow.compute as pc
     >>> stats(pa.table({"width": [4, 8], "height": [2, 2]}))["mean_pixels"]
     12.0
 """
