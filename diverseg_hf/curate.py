@@ -2,8 +2,8 @@
 
 Every argument of the three phases that can be checked before work is checked before scoring
 (config name, formats, shard size, output folder, selection rules and the quality basis, scorer
-names and extras). An output folder inside the source folder is refused: curate would read its
-own figures back as training images on the next run.
+names and extras, and that a chosen scorer makes every column a rule uses). An output folder inside
+the source folder is refused: curate would read its own figures back as training images on the next run.
 
 Re-running resumes scoring (complete units are kept); select and publish are cheap and re-run.
 
@@ -26,13 +26,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from .engines import resolve_engine
+from .errors import ParameterError
 from .files import check_output_dir, holds_lock
 from .publish.from_selection import PublishResult, check_publish_arguments, publish
 from .score import ScoreSummary, score
+from .scoring import get_scorer_class
 from .scoring.specs import scorer_specs
-from .select import SelectionResult, check_select_arguments, select
+from .select import SelectionResult, blockiness_shorthand, check_select_arguments, rule_columns, select
 from .sources import Source, open_source
-from .storage import DatasetDir
+from .storage import BASE_SCHEMA, DatasetDir
 
 
 @dataclass
@@ -84,11 +86,23 @@ def _check_arguments(out: str | os.PathLike, name: str, score_options: dict[str,
     check_publish_arguments(name, publish_options.get("formats", defaults["formats"]),
                             publish_options.get("shard_size", defaults["shard_size"]), out,
                             license=publish_options.get("license"))
-    check_select_arguments(**select_options)
-    scorers = score_options.get("scorers", inspect.signature(score).parameters["scorers"].default)
-    scorer_specs(list(scorers), score_options.get("scorer_options"))
+    by = check_select_arguments(**select_options)
+    scorers = list(score_options.get("scorers", inspect.signature(score).parameters["scorers"].default))
+    scorer_specs(scorers, score_options.get("scorer_options"))
+    _check_rule_columns(scorers, select_options, by)
     engine = {k: score_options.get(k) for k in ENGINE_KEYWORDS}
     resolve_engine(score_options.get("engine"), **engine).check()  # e.g. the [ray] extra, before any folder
+
+
+def _check_rule_columns(scorers: list[str], select_options: dict[str, Any], by: str | None) -> None:
+    """Refuse a rule on a column that neither the score table's own columns nor any chosen scorer makes."""
+    max_blockiness, thetas = blockiness_shorthand(select_options.get("max_blockiness"), select_options.get("thetas"))
+    quality = select_options.get("min_quality") is not None or select_options.get("basis") is not None
+    made = set(BASE_SCHEMA.names) | {col for name in scorers for col in get_scorer_class(name).columns}
+    missing = [col for col in rule_columns(max_blockiness, thetas, by, quality) if col not in made]
+    if missing:
+        raise ParameterError("scorers", f"{', '.join(scorers)} make no column {', '.join(map(repr, missing))}, "
+                             "which the selection rules use; add the scorer that makes it")
 
 
 def check_out_outside(src: Source, out: str | os.PathLike) -> None:

@@ -10,7 +10,8 @@ Rules, applied in this order (a dropped row is counted under the first rule it f
    key across shards; other sources make keys unique) is dropped, so ``publish`` never meets one;
    the count appears only when there is such a row;
 3. ``nan:<col>``: rows with NaN/null in a column some rule uses;
-4. ``max_blockiness``: per-image ceiling, kept when ``blockiness <= max_blockiness``;
+4. ``max_blockiness``: per-image ceiling, kept when ``blockiness <= max_blockiness`` (a theta on
+   ``blockiness`` is the same rule: ``thetas={"blockiness": 10}`` is ``max_blockiness=10``);
 5. ``theta:<col>``: kept when ``col`` is at least as good as theta (``col >= theta``, or
    ``col <= theta`` for a lower-is-better column), e.g. ``{"sam_masks": 100}``, the paper's theta;
 6. ``keep:<col>``: ``keep=FRACTION, by=COL`` picks theta = the k-th best ``COL`` among rows still
@@ -18,6 +19,9 @@ Rules, applied in this order (a dropped row is counted under the first rule it f
    theta are all kept, so the kept count may exceed k (and too few eligible rows may leave it
    below): then a warning is logged, and ``selection.json`` records under ``keep`` the target and
    what was actually kept.
+
+``selection.json`` records under ``better`` which way each rule column is better (``"lower"`` or
+``"higher"``), so that the card states each rule the way it was applied.
 
 Thresholds must be finite numbers. An optional dataset-level quality gate (``min_quality``)
 estimates the source's JPEG quality from its blockiness values
@@ -40,7 +44,9 @@ import logging
 import math
 import numbers
 import os
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,28 +55,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import DiversegError, ParameterError
-from .storage import ScoreTable, write_selection
+from .storage import ScoreTable, lower_is_better, rule_text, write_selection
 from .version import __version__
 
 logger = logging.getLogger(__name__)
 
-#: Lower-is-better columns of score tables written before the tables recorded them.
-_FORMER_LOWER_IS_BETTER = frozenset({"blockiness"})
-
-
-def lower_is_better(header: dict[str, Any]) -> frozenset[str]:
-    """The columns of a score table (its header) where a lower value is better, as its scorers declared them.
-
-    Example:
-        >>> sorted(lower_is_better({"scorers": [{"name": "blockiness", "columns": {"blockiness": "float64"},
-        ...                                     "lower_is_better": ["blockiness"]}]}))
-        ['blockiness']
-    """
-    found: set[str] = set()
-    for scorer in header.get("scorers", []):
-        declared = scorer.get("lower_is_better")
-        found.update(_FORMER_LOWER_IS_BETTER.intersection(scorer.get("columns", {})) if declared is None else declared)
-    return frozenset(found)
+_HASH_BASE = np.uint64(0x100000001B3)  # key_hashes: the FNV-64 prime as the polynomial's base
+_HASH_MIX = np.uint64(0x9E3779B97F4A7C15)  # and a golden-ratio constant times the length
 
 @dataclass
 class SelectionResult:
@@ -82,10 +73,17 @@ class SelectionResult:
     dropped: dict[str, int]
     thetas: dict[str, float]
     quality: dict[str, Any] | None
+    better: dict[str, str] = field(default_factory=dict)
+    max_blockiness: float | None = None
 
     @property
     def kept_fraction(self) -> float:
         return self.kept / self.rows if self.rows else 0.0
+
+    def rules(self) -> str:
+        """The thresholds applied, each with the way its column is better (e.g. ``blockiness <= 60``)."""
+        applied = ({"blockiness": self.max_blockiness} if self.max_blockiness is not None else {}) | self.thetas
+        return ", ".join(rule_text(col, theta, self.better.get(col, "higher")) for col, theta in applied.items())
 
     def __str__(self) -> str:
         dropped = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v)
@@ -93,14 +91,19 @@ class SelectionResult:
                 + (f"; dropped: {dropped}" if dropped else ""))
 
 
+def _check_numeric(schema: pa.Schema, column: str) -> None:
+    """Refuse a rule on a column the score table lacks or that is not numeric."""
+    if column not in schema.names:
+        raise DiversegError(f"the score table has no column {column!r} (columns: {', '.join(schema.names)})")
+    kind = schema.field(column).type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        raise DiversegError(f"column {column!r} is not numeric ({kind})")
+
+
 def _values(table: pa.Table, column: str) -> np.ndarray:
     """A numeric column as float64 with NaN for nulls."""
-    if column not in table.column_names:
-        raise DiversegError(f"the score table has no column {column!r} (columns: {', '.join(table.column_names)})")
-    col = table.column(column)
-    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
-        raise DiversegError(f"column {column!r} is not numeric ({col.type})")
-    return col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    _check_numeric(table.schema, column)
+    return table.column(column).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
 
 
 def keep_fraction(table: pa.Table, by: str, fraction: float, eligible: np.ndarray,
@@ -123,21 +126,21 @@ def keep_fraction(table: pa.Table, by: str, fraction: float, eligible: np.ndarra
     return eligible & ((raw <= theta) if lower_is_better else (raw >= theta)), theta
 
 
-def _quality(table: pa.Table, basis: Any) -> dict[str, Any]:
+def _quality(scan: _Scan, basis: Any) -> dict[str, Any]:
     from .quality.basis import load_basis
     from .quality.estimate import estimate_quality
 
-    values = _values(table, "blockiness")
-    ok = pc.is_null(table.column("error")).to_numpy(zero_copy_only=False) & np.isfinite(values)
+    values = _values(scan.table, "blockiness")
+    ok = scan.no_error & np.isfinite(values)
     if not ok.any():
         raise DiversegError("no defined blockiness values to estimate the source quality from")
     return estimate_quality(values[ok], load_basis(basis)).to_dict()
 
 
-def _estimate_if_possible(table: pa.Table) -> dict[str, Any] | None:
+def _estimate_if_possible(scan: _Scan) -> dict[str, Any] | None:
     """The source quality estimate with the default basis, or None (logged) when the values allow none."""
     try:
-        return _quality(table, None)
+        return _quality(scan, None)
     except (DiversegError, ValueError, np.linalg.LinAlgError) as exc:
         logger.warning("no source quality estimate: %s", exc)
         return None
@@ -155,6 +158,24 @@ def _finite(value: Any) -> bool:
 def _check_finite(param: str, value: float | None) -> None:
     if value is not None and not _finite(value):
         raise ParameterError(param, f"must be a finite number, got {value}")
+
+
+def blockiness_shorthand(max_blockiness: float | None,
+                         thetas: dict[str, float] | None) -> tuple[float | None, dict[str, float]]:
+    """``max_blockiness`` and the other thetas: a theta on ``blockiness`` is the ``max_blockiness`` rule.
+
+    Example:
+        >>> blockiness_shorthand(None, {"blockiness": 60, "sam_masks": 100})
+        (60, {'sam_masks': 100})
+    """
+    thetas = dict(thetas or {})
+    if "blockiness" in thetas:
+        theta = thetas.pop("blockiness")
+        if max_blockiness is not None and max_blockiness != theta:
+            raise ParameterError("theta", f"blockiness={theta} contradicts max_blockiness={max_blockiness} "
+                                 "(the same rule; give one)")
+        max_blockiness = theta
+    return max_blockiness, thetas
 
 
 def check_select_arguments(max_blockiness: float | None = None, thetas: dict[str, float] | None = None,
@@ -194,23 +215,105 @@ def check_select_arguments(max_blockiness: float | None = None, thetas: dict[str
     return by
 
 
-def _duplicate_keys(table: pa.Table) -> np.ndarray:
-    """True for every row whose key the table holds more than once."""
-    keys = table.column("key")
-    counts = pc.value_counts(keys)
-    repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
-    return pc.is_in(keys, value_set=repeated).to_numpy(zero_copy_only=False)
+def key_hashes(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A 64-bit polynomial hash of each key (its UTF-8 bytes), vectorised: equal keys hash equal.
+
+    Example:
+        >>> h = key_hashes(pa.array(["a", "bc", "a", ""]))
+        >>> bool(h[0] == h[2]), bool(h[0] != h[1]), len(h)
+        (True, True, 4)
+    """
+    arr = pc.fill_null(keys, "").cast(pa.large_binary())
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    offsets = np.frombuffer(arr.buffers()[1], np.int64, count=len(arr) + 1, offset=8 * arr.offset)
+    data = np.frombuffer(arr.buffers()[2], np.uint8) if arr.buffers()[2] is not None else np.zeros(0, np.uint8)
+    lengths = np.diff(offsets)
+    starts = offsets[:-1] - offsets[0]
+    segment = data[offsets[0]:offsets[-1]].astype(np.uint64) + np.uint64(1)
+    powers = np.cumprod(np.full(int(lengths.max(initial=0)), _HASH_BASE, np.uint64))
+    hashes = lengths.astype(np.uint64) * _HASH_MIX
+    filled = lengths > 0
+    if filled.any():
+        within = np.arange(segment.size, dtype=np.int64) - np.repeat(starts, lengths)
+        hashes[filled] += np.add.reduceat(segment * powers[within], starts[filled])
+    return hashes
 
 
-def _rule_masks(table: pa.Table, max_blockiness: float | None, thetas: dict[str, float],
+def _duplicates(store: ScoreTable, hashes: np.ndarray) -> np.ndarray:
+    """True for every row whose key the table holds more than once, from the keys' hashes (8 bytes a row);
+    the keys themselves are read again only for rows whose hash is shared (and compared exactly)."""
+    ordered = np.sort(hashes)
+    shared = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    del ordered
+    candidates = np.isin(hashes, shared) if shared.size else np.zeros(len(hashes), bool)
+    if not candidates.any():
+        return candidates
+    where = np.flatnonzero(candidates)
+    keys: list[str] = []
+    start = 0
+    for unit in store.iter_units(["key"]):
+        inside = where[(where >= start) & (where < start + unit.num_rows)] - start
+        keys.extend(unit.column("key").take(pa.array(inside)).to_pylist())
+        start += unit.num_rows
+    counts = Counter(keys)
+    candidates[where] = [counts[k] > 1 for k in keys]
+    return candidates
+
+
+@dataclass
+class _Scan:
+    """What the rules read of a score table: the columns they use (float64, NaN for null; ``integer``: those
+    stored as integers), which rows have no error, and the rows whose key repeats."""
+
+    table: pa.Table
+    integer: frozenset[str]
+    no_error: np.ndarray
+    duplicated: np.ndarray
+
+
+def _scan(store: ScoreTable, columns: list[str]) -> _Scan:
+    """The rule columns of every unit (projected: no other column is read, one unit at a time, into arrays
+    of 8 bytes a row) and the error and key checks."""
+    schema = store.schema()
+    for column in columns:
+        _check_numeric(schema, column)
+    n = sum(store.counts[u["id"]]["rows"] for u in store.units)
+    values = {c: np.empty(n, np.float64) for c in columns}
+    no_error, hashes = np.empty(n, bool), np.empty(n, np.uint64)
+    start = 0
+    for unit in store.iter_units(["key", "error", *columns]):
+        end = start + unit.num_rows
+        if end > n:
+            raise DiversegError(f"score table {store.root} changed while it was read; run select again")
+        no_error[start:end] = pc.is_null(unit.column("error")).to_numpy(zero_copy_only=False)
+        hashes[start:end] = key_hashes(unit.column("key"))
+        for column, out in values.items():
+            out[start:end] = _values(unit, column)
+        start = end
+    integer = frozenset(c for c in columns if pa.types.is_integer(schema.field(c).type))
+    table = pa.table({c: pa.array(v) for c, v in values.items()}, schema=pa.schema([(c, pa.float64()) for c in values]))
+    return _Scan(table, integer, no_error, _duplicates(store, hashes))
+
+
+def rule_columns(max_blockiness: float | None = None, thetas: dict[str, float] | None = None,
+                 by: str | None = None, quality: bool = False) -> list[str]:
+    """The score columns the rules read (``quality``: the source quality estimate is asked for too).
+
+    Example:
+        >>> rule_columns(max_blockiness=10, thetas={"sam_masks": 100}, by="det_objects")
+        ['blockiness', 'sam_masks', 'det_objects']
+    """
+    blockiness = ["blockiness"] if max_blockiness is not None or quality else []
+    return list(dict.fromkeys(blockiness + list(thetas or {}) + ([by] if by else [])))
+
+
+def _rule_masks(scan: _Scan, max_blockiness: float | None, thetas: dict[str, float],
                 by: str | None, lower: frozenset[str]) -> list[tuple[str, np.ndarray]]:
     """(rule name, rows passing it) in the order rules apply: error, duplicate keys, NaN, ceiling, thetas."""
-    rules = [("error", pc.is_null(table.column("error")).to_numpy(zero_copy_only=False))]
-    duplicated = _duplicate_keys(table)
-    if duplicated.any():
-        rules.append(("duplicate_key", ~duplicated))
-    used = (["blockiness"] if max_blockiness is not None else []) + list(thetas) + ([by] if by else [])
-    values = {col: _values(table, col) for col in dict.fromkeys(used)}
+    rules = [("error", scan.no_error)]
+    if scan.duplicated.any():
+        rules.append(("duplicate_key", ~scan.duplicated))
+    values = {col: _values(scan.table, col) for col in rule_columns(max_blockiness, thetas, by)}
     rules.extend((f"nan:{col}", ~np.isnan(vals)) for col, vals in values.items())
     with np.errstate(invalid="ignore"):
         if max_blockiness is not None:
@@ -220,10 +323,13 @@ def _rule_masks(table: pa.Table, max_blockiness: float | None, thetas: dict[str,
     return rules
 
 
-def _keep_rule(table: pa.Table, by: str, keep: float, kept: np.ndarray,
+def _keep_rule(scan: _Scan, by: str, keep: float, kept: np.ndarray,
                lower: frozenset[str]) -> tuple[np.ndarray, Any, dict[str, Any]]:
     """The ``keep`` rule's mask and theta, and what it kept against its target (warned when they differ)."""
+    table = scan.table
     mask, theta = keep_fraction(table, by, keep, kept, lower_is_better=by in lower)
+    if theta is not None and by in scan.integer:
+        theta = int(theta)  # as keep_fraction gives it for a column stored as integers
     target = max(1, math.ceil(keep * table.num_rows))
     got = int(mask.sum())
     report = {"fraction": keep, "by": by, "better": "lower" if by in lower else "higher",
@@ -236,9 +342,9 @@ def _keep_rule(table: pa.Table, by: str, keep: float, kept: np.ndarray,
     return mask, theta, report
 
 
-def _gate(table: pa.Table, basis: Any, min_quality: float | None, on_low_quality: str) -> dict[str, Any]:
+def _gate(scan: _Scan, basis: Any, min_quality: float | None, on_low_quality: str) -> dict[str, Any]:
     """The source quality estimate, refusing (or warning) below ``min_quality``."""
-    quality = _quality(table, basis)
+    quality = _quality(scan, basis)
     if min_quality is not None and quality["quality"] < min_quality:
         message = (f"source quality {quality['quality']:.4f} is below --min-quality {min_quality} "
                    "(the source looks JPEG-compressed)")
@@ -248,6 +354,16 @@ def _gate(table: pa.Table, basis: Any, min_quality: float | None, on_low_quality
     quality["min_quality"] = min_quality
     quality["passed"] = min_quality is None or quality["quality"] >= min_quality
     return quality
+
+
+def _kept_rows(store: ScoreTable, kept: np.ndarray) -> Iterator[pa.Table]:
+    """The kept rows of each unit (all columns but ``error``), one unit read at a time."""
+    start = 0
+    for unit in store.iter_units():
+        mask = kept[start:start + unit.num_rows]
+        start += unit.num_rows
+        if mask.any():
+            yield unit.filter(pa.array(mask)).drop_columns(["error"])
 
 
 def select(
@@ -277,33 +393,38 @@ def select(
         ...
         diverseg_hf.errors.DiversegError: /no/such is not a score table (no scores.json); run diverseg score first
     """
-    thetas = dict(thetas or {})
     by = check_select_arguments(max_blockiness, thetas, keep, by, min_quality, basis, on_low_quality)
+    max_blockiness, thetas = blockiness_shorthand(max_blockiness, thetas)
     store = ScoreTable.open(scores_dir)
-    table = store.read()
-    n = table.num_rows
+    asked = min_quality is not None or basis is not None
+    estimate = estimate and not asked and "blockiness" in store.schema().names
+    scan = _scan(store, rule_columns(max_blockiness, thetas, by, quality=asked or estimate))
+    n = len(scan.no_error)
 
     kept = np.ones(n, bool)
     dropped: dict[str, int] = {}
     lower = lower_is_better(store.header)
-    for name, ok in _rule_masks(table, max_blockiness, thetas, by, lower):
+    for name, ok in _rule_masks(scan, max_blockiness, thetas, by, lower):
         dropped[name] = int(np.count_nonzero(kept & ~ok))
         kept &= ok
     used_thetas: dict[str, Any] = dict(thetas)
     keep_report = None
     if keep is not None and by is not None:
-        mask, theta, keep_report = _keep_rule(table, by, keep, kept, lower)
+        mask, theta, keep_report = _keep_rule(scan, by, keep, kept, lower)
         dropped[f"keep:{by}"] = int(np.count_nonzero(kept & ~mask))
         kept = mask
         used_thetas[by] = theta
 
     quality = None
-    if min_quality is not None or basis is not None:
-        quality = _gate(table, basis, min_quality, on_low_quality)
-    elif estimate and "blockiness" in table.column_names:
-        quality = _estimate_if_possible(table)
+    if asked:
+        quality = _gate(scan, basis, min_quality, on_low_quality)
+    elif estimate:
+        quality = _estimate_if_possible(scan)
+    del scan
 
-    result = SelectionResult(Path(out), n, int(kept.sum()), dropped, used_thetas, quality)
+    better = {col: "lower" if col in lower else "higher"
+              for col in (["blockiness"] if max_blockiness is not None else []) + list(used_thetas)}
+    result = SelectionResult(Path(out), n, int(kept.sum()), dropped, used_thetas, quality, better, max_blockiness)
     info = {
         "package_version": __version__,
         "scores_dir": str(Path(scores_dir).resolve()),
@@ -313,12 +434,14 @@ def select(
                   "min_quality": min_quality, "basis": None if basis is None else str(basis),
                   "on_low_quality": on_low_quality},
         "thetas": used_thetas,
+        "better": better,
         "counts": {"rows": n, "kept": result.kept, "kept_fraction": result.kept_fraction,
                    "dropped": dropped},
         "quality": quality,
     }
     if keep_report is not None:
         info["keep"] = keep_report
-    write_selection(out, table.filter(pa.array(kept)).drop_columns(["error"]), info)
+    schema = store.schema()
+    write_selection(out, _kept_rows(store, kept), info, schema=schema.remove(schema.get_field_index("error")))
     logger.info("select: %s", result)
     return result

@@ -62,7 +62,9 @@ def test_three_commands_chain(tmp_path, capsys):
     assert run(["score", tmp_path / "src", "--out", tmp_path / "scores", "--workers", "1"], capsys)[0] == 0
     code, err = run(["select", tmp_path / "scores", "--out", tmp_path / "sel", "--theta", "blockiness=1000",
                      "--max-blockiness", "50"], capsys)
-    assert code == 0 and "kept" in err
+    assert code == 2 and "the same rule" in err  # --max-blockiness is the blockiness theta
+    code, err = run(["select", tmp_path / "scores", "--out", tmp_path / "sel", "--theta", "blockiness=50"], capsys)
+    assert code == 0 and "kept where blockiness <= 50.0" in err
     code, err = run(["publish", tmp_path / "sel", "--out", tmp_path / "ds", "--name", "P", "--shard-size", "5KB"],
                     capsys)
     assert code == 0, err

@@ -150,7 +150,7 @@ def test_keep_by_a_lower_is_better_column_keeps_the_lowest(scores, tmp_path):
     assert info["keep"]["better"] == "lower" and info["keep"]["kept_rows"] == result.kept == k
     same = select(scores, tmp_path / "sel2", thetas={"blockiness": theta})
     assert load_selection(tmp_path / "sel2")[0].column("key").to_pylist() == table.column("key").to_pylist()
-    assert same.dropped["theta:blockiness"] == len(ok) - k
+    assert same.dropped["max_blockiness"] == len(ok) - k  # a theta on blockiness is --max-blockiness
     counts = select(scores, tmp_path / "sel3", keep=0.25, by="sam_masks")
     kept = load_selection(tmp_path / "sel3")[0].column("sam_masks").to_pylist()
     assert min(kept) == counts.thetas["sam_masks"]  # counts: the highest are kept

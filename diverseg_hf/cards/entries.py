@@ -21,12 +21,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import DiversegError
 from ..quality.basis import load_basis
 from ..quality.estimate import QualityEstimate
 from ..quality.plots import plot_blockiness, plot_counts, plot_quality
-from ..storage import DatasetDir
+from ..storage import DatasetDir, better_of
+from ..storage.formats import PARQUET, SHARD_FORMATS, WEBDATASET
 from ..version import __version__
 
 logger = logging.getLogger(__name__)
@@ -52,9 +54,8 @@ def config_figures(dataset: DatasetDir, name: str, scores: pa.Table, info: dict[
     the source's images kept (``kept_keys``) and dropped in two colours, with their counts; and, where the
     selection recorded a quality estimate, the paper's figure: the source's blockiness against each basis
     quality's."""
-    keys = scores.column("key").to_pylist()
-    wanted = set(kept_keys)
-    kept = np.fromiter((k in wanted for k in keys), bool, len(keys))
+    keys = scores.column("key")
+    kept = pc.is_in(keys, value_set=pa.array(list(kept_keys), pa.string())).to_numpy(zero_copy_only=False)
     plots = []
     for col in [c for c in info["thetas"] if c in scores.column_names]:
         label = _COUNT_LABELS.get(col, col)
@@ -158,17 +159,15 @@ def config_entry(name: str, info: dict[str, Any], table: pa.Table, features, for
     yaml_configs: list[dict[str, Any]] = []
     dataset_info: list[dict[str, Any]] = []
     wds_config = None
-    if "parquet" in formats:
-        pattern = DatasetDir.parquet_pattern(name, generation=generation)
-        yaml_configs.append({"config_name": name, "module": "parquet",
-                             "data_files": [{"split": "train", "path": pattern}]})
-        dataset_info.append({"config_name": name, "features": features._to_yaml_list(), "splits": [split]})
-    if "webdataset" in formats:
-        wds_config = name if "parquet" not in formats else f"{name}_wds"
-        wds_features = _wds_features(table, score_cols, tar_extension)
-        yaml_configs.append({"config_name": wds_config, "module": "webdataset", "data_files": [
-            {"split": "train", "path": DatasetDir.tar_pattern(name, generation=generation)}]})
-        dataset_info.append({"config_name": wds_config, "features": wds_features._to_yaml_list(),
+    for shard in (SHARD_FORMATS[f] for f in SHARD_FORMATS if f in formats):
+        if shard.one_extension:  # tars: one image field named by the config's one extension
+            config_name = wds_config = name if PARQUET.name not in formats else f"{name}_wds"
+            shard_features = _wds_features(table, score_cols, tar_extension)
+        else:
+            config_name, shard_features = name, features
+        yaml_configs.append({"config_name": config_name, "module": shard.module, "data_files": [
+            {"split": "train", "path": shard.pattern(name, generation=generation)}]})
+        dataset_info.append({"config_name": config_name, "features": shard_features._to_yaml_list(),
                              "splits": [split]})
     thetas = info.get("thetas") or {}
     theta_column = next(iter(thetas), None)
@@ -185,7 +184,7 @@ def config_entry(name: str, info: dict[str, Any], table: pa.Table, features, for
         "formats": formats,
         "extensions": sorted(extensions),
         "wds_config": wds_config,
-        "wds_path": DatasetDir.tar_pattern(name, generation=generation) if wds_config else None,
+        "wds_path": WEBDATASET.pattern(name, generation=generation) if wds_config else None,
         "wds_image_field": tar_extension if wds_config else None,
         "wds_fields": [tar_extension, "json"] if wds_config else [],
         "yaml_configs": yaml_configs,
@@ -196,6 +195,7 @@ def config_entry(name: str, info: dict[str, Any], table: pa.Table, features, for
         "scorers": public_value(info.get("scorers", [])),
         "rules": info.get("rules", {}),
         "thetas": thetas,
+        "better": {col: better_of(info, col) for col in thetas},
         "theta_column": theta_column,
         "theta_value": thetas.get(theta_column) if theta_column else None,
         "counts": info.get("counts", {}),

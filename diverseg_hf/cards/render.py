@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import DiversegError
 from ..files import write_bytes_atomic
-from ..storage import DatasetDir
+from ..storage import DatasetDir, better_of
 from ..version import __version__
 
 TEMPLATE = "dataset_card.md.j2"
@@ -163,6 +163,7 @@ def card_text(dataset_dir: str | Path, configs: list[dict[str, Any]] | None = No
         where=where,
         files_prefix=f"hf://datasets/{repo}/" if repo else f"{folder}/",
         package_version=__version__,
+        better=better_of,
     )
     return str(card)
 

@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     result = curate(source_from_args(args), args.out, score_options=score_kwargs(args),
                     select_options=select_kwargs(args), **publish_kwargs(args))
     print(f"score: {result.scores}", file=sys.stderr)
-    print(f"select: {result.selection}; thetas {result.selection.thetas}", file=sys.stderr)
+    rules = result.selection.rules()
+    print(f"select: {result.selection}" + (f"; kept where {rules}" if rules else ""), file=sys.stderr)
     if result.selection.quality:
         print(f"quality: {quality_line(result.selection.quality)}", file=sys.stderr)
     published = result.published

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..engines import ENGINES, EngineOptions, engine_options
 from ..errors import DiversegError
+from ..scoring import get_scorer_class, scorer_names
 from ..sources import DEFAULT_UNIT_SIZE, KINDS, open_source
 
 
@@ -178,11 +179,14 @@ def score_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def add_select_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("selection")
-    group.add_argument("--max-blockiness", type=float, help="keep images with blockiness <= X")
+    lower = ", ".join(lower_is_better_columns()) or "none"
+    group.add_argument("--max-blockiness", type=float,
+                       help="keep images with blockiness <= X (the same as --theta blockiness=X)")
     group.add_argument("--theta-masks", type=float, help="keep images with sam_masks >= N (paper: 100)")
     group.add_argument("--theta-objects", type=float, help="keep images with det_objects >= N (paper: 18)")
     group.add_argument("--theta", action="append", default=[], metavar="COL=N",
-                       help="keep images with COL >= N (repeatable; a bare N means sam_masks)")
+                       help=f"keep images whose COL is at least as good as N: COL <= N where lower is better "
+                            f"({lower}), COL >= N for the other columns (repeatable; a bare N means sam_masks)")
     group.add_argument("--keep", type=float, metavar="FRACTION",
                        help="choose the theta on --by that keeps this fraction of the source")
     group.add_argument("--by", metavar="COL", help="count column for --keep (default sam_masks)")
@@ -190,6 +194,16 @@ def add_select_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--basis", help="basis for the quality estimate (default: the DF2K basis)")
     group.add_argument("--on-low-quality", choices=("error", "warn"),
                        help="what --min-quality does below the bar (default error)")
+
+
+def lower_is_better_columns() -> list[str]:
+    """The columns the registered scorers declare lower-is-better (``Scorer.lower_is_better``).
+
+    Example:
+        >>> lower_is_better_columns()
+        ['blockiness']
+    """
+    return sorted({col for name in scorer_names() for col in get_scorer_class(name).lower_is_better})
 
 
 def _thetas(args: argparse.Namespace) -> dict[str, float]:

@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir("out", args.out, {"score table": args.scores})
     with folder_lock(args.out):  # one writer at a time; a read-only folder fails here, before any work
         result = _select(args)
-    print(f"select: {result}; thetas {result.thetas}", file=sys.stderr)
+    rules = result.rules()
+    print(f"select: {result}" + (f"; kept where {rules}" if rules else ""), file=sys.stderr)
     if result.quality:
         print(f"quality: {quality_line(result.quality)}", file=sys.stderr)
     return 0

@@ -26,13 +26,14 @@ import json
 import logging
 import os
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from ..cards.entries import config_entry, config_figures, published_features
@@ -45,11 +46,11 @@ from ..hub.published import open_published
 from ..sources import Source, Unit, reopen_source
 from ..storage import DatasetDir, ParquetShardWriter, ScoreTable, load_selection
 from ..storage.dataset_dir import REGISTRY
+from ..storage.formats import SHARD_FORMATS
 from .shard_copy import CopyContext, CopyTask, ShardJob, image_extension, plan_tasks, run_tasks, tar_image_extension
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("parquet", "webdataset")
 SCORES_SHARD_ROWS = 500_000
 #: Bumped when the bytes written for the same selection change, so that a new generation is written.
 LAYOUT_VERSION = 2
@@ -100,6 +101,24 @@ def plan_shards(sizes: Sequence[int], shard_size: int, units: Sequence[int] | No
     return shards
 
 
+class _HashSink:
+    """A write-only file that feeds what is written to a hash (for ``pa.PythonFile``)."""
+
+    def __init__(self, digest: Any):
+        self.digest = digest
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
 def generation(table: pa.Table, scores: pa.Table | None, shards: Sequence[tuple[int, int]]) -> str:
     """The digest that names a config's files: the selected rows, the score table and the shard plan.
 
@@ -114,10 +133,8 @@ def generation(table: pa.Table, scores: pa.Table | None, shards: Sequence[tuple[
             digest.update(b"none")
             continue
         part = part.replace_schema_metadata(None).combine_chunks()
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, part.schema) as writer:
-            writer.write_table(part)
-        digest.update(sink.getvalue())
+        with pa.ipc.new_stream(pa.PythonFile(_HashSink(digest), mode="w"), part.schema) as writer:
+            writer.write_table(part)  # hashed as it is serialised: the bytes are never held whole
     return digest.hexdigest()[:10]
 
 
@@ -144,8 +161,8 @@ def check_publish_arguments(name: str, formats: Sequence[str], shard_size: str |
         diverseg_hf.errors.DiversegError: config name 'my-subset' must be letters, digits or _ (and not 'scores')
     """
     formats = list(dict.fromkeys(formats))
-    if not formats or any(f not in FORMATS for f in formats):
-        raise ParameterError("formats", f"must be a comma-separated subset of {', '.join(FORMATS)}")
+    if not formats or any(f not in SHARD_FORMATS for f in formats):
+        raise ParameterError("formats", f"must be a comma-separated subset of {', '.join(SHARD_FORMATS)}")
     if not _NAME.match(name) or name == "scores":
         raise DiversegError(f"config name {name!r} must be letters, digits or _ (and not 'scores')")
     check_at_least("workers", workers)
@@ -173,13 +190,21 @@ def _unit_of_rows(info: dict[str, Any], table: pa.Table, units: list[Unit]) -> l
     position = {u.id: i for i, u in enumerate(units)}
     try:
         store = ScoreTable.open(info["scores_dir"])
-        keys = store.read(columns=["key"]).column("key").to_pylist()  # units in order (the cached table)
-        unit_index = np.repeat([position[u["id"]] for u in store.units],
-                               [store.counts[u["id"]]["rows"] for u in store.units])
-        unit_of = dict(zip(keys, unit_index.tolist()))
-        return [unit_of[k] for k in table.column("key").to_pylist()]
+        wanted = table.column("key").combine_chunks()
+        unit_of: dict[str, int] = {}
+        for unit, part in zip(store.units, store.iter_units(["key"])):  # one unit's keys at a time
+            index = position[unit["id"]]
+            keys = part.column("key")
+            unit_of.update((k, index) for k in keys.filter(pc.is_in(keys, value_set=wanted)).to_pylist())
+        return [unit_of[k] for k in wanted.to_pylist()]
     except (DiversegError, KeyError, OSError, TypeError, ValueError):
         return None
+
+
+def _shard_path(dataset: DatasetDir, fmt: str, name: str, index: int, count: int, gen: str) -> Path:
+    """Where shard ``index`` of ``count`` of config ``name`` in format ``fmt`` goes."""
+    shard = SHARD_FORMATS[fmt]
+    return shard.config_dir(dataset.root, name) / shard.shard_name(index, count, generation=gen)
 
 
 def _copy_tasks(dataset: DatasetDir, name: str, gen: str, formats: list[str], units: list[Unit], table: pa.Table,
@@ -187,9 +212,8 @@ def _copy_tasks(dataset: DatasetDir, name: str, gen: str, formats: list[str], un
     """The shards whose files are missing, grouped into tasks that share no source unit."""
     jobs: dict[int, ShardJob] = {}
     for i, (a, b) in enumerate(shards):
-        paths = {"parquet": dataset.parquet_dir(name) / DatasetDir.parquet_shard_name(i, len(shards), generation=gen),
-                 "webdataset": dataset.tar_dir(name) / DatasetDir.tar_shard_name(i, generation=gen)}
-        missing = {fmt: str(paths[fmt]) for fmt in formats if not paths[fmt].exists()}
+        paths = {fmt: _shard_path(dataset, fmt, name, i, len(shards), gen) for fmt in formats}
+        missing = {fmt: str(path) for fmt, path in paths.items() if not path.exists()}
         if missing:
             jobs[i] = ShardJob(i, table.slice(a, b - a), missing)
     if unit_of is None:
@@ -274,16 +298,14 @@ def publish(
 
     score_cols = [c for c in features if c not in ("key", "image")]
     formats_column = table.column("format").to_pylist()
-    context = CopyContext(features.arrow_schema, tuple(score_cols), tar_image_extension(formats_column))
+    rescore = f"diverseg score {shlex.quote(src.spec)} --out {shlex.quote(str(info['scores_dir']))}"
+    context = CopyContext(features.arrow_schema, tuple(score_cols), tar_image_extension(formats_column), rescore)
     tasks = _copy_tasks(dataset, name, gen, formats, units, table, unit_of, shards)
     done = table.num_rows - sum(t.num_rows for t in tasks)
     with tqdm(total=table.num_rows, initial=done, unit="img", desc="publish", disable=not progress,
               dynamic_ncols=True) as bar:
         run_tasks(tasks, context, workers, bar.update)
-    files = [p for fmt in formats for p in
-             (dataset.parquet_dir(name) / DatasetDir.parquet_shard_name(i, len(shards), generation=gen)
-              if fmt == "parquet" else dataset.tar_dir(name) / DatasetDir.tar_shard_name(i, generation=gen)
-              for i in range(len(shards)))]
+    files = [_shard_path(dataset, fmt, name, i, len(shards), gen) for fmt in formats for i in range(len(shards))]
     num_bytes = sum(p.stat().st_size for p in files if p.suffix == ".parquet") or \
         sum(p.stat().st_size for p in files)
 

@@ -16,22 +16,19 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, wait
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from ..errors import DiversegError
 from ..processes import process_pool
 from ..sources import Record, Unit
-from ..storage import ParquetShardWriter, TarShardWriter
+from ..storage.formats import SHARD_FORMATS
 
-ROW_GROUP_ROWS = 100
 _EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff",
         "GIF": "gif", "PPM": "ppm"}
 
@@ -72,11 +69,13 @@ class CopyTask:
 
 @dataclass(frozen=True)
 class CopyContext:
-    """What every shard of a config shares: the Parquet schema, the score columns, the tars' image extension."""
+    """What every shard of a config shares: the Parquet schema, the score columns, the tars' image extension,
+    and the command that brings the score table up to date when the source changed since scoring."""
 
     schema: pa.Schema
     score_columns: tuple[str, ...]
     tar_extension: str
+    rescore: str = "diverseg score"
 
 
 def plan_tasks(shard_units: Sequence[tuple[int, int, int]]) -> list[list[int]]:
@@ -92,53 +91,40 @@ def plan_tasks(shard_units: Sequence[tuple[int, int, int]]) -> list[list[int]]:
     return groups
 
 
-def _json_row(row: dict[str, Any]) -> bytes:
-    clean = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
-    return json.dumps(clean, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _checked_records(units: Iterable[Unit], keys: list[str], hashes: list[str]) -> Iterator[Record]:
+def _checked_records(units: Iterable[Unit], keys: list[str], hashes: list[str], rescore: str) -> Iterator[Record]:
     """The records of ``keys`` from ``units``, in that order, each checked against its sha256."""
     want = set(keys)
     expected = 0
+    fix = f"run `{rescore}` (a resume re-scores the changed files), then select and publish again"
     for unit in units:
         for record in unit.records(want):
             if expected >= len(keys) or record.key != keys[expected]:
-                raise DiversegError(f"source changed since scoring: {record.key!r} is out of order; re-score it")
+                raise DiversegError(f"source changed since scoring: {record.key!r} is out of order; {fix}")
             if hashlib.sha256(record.data).hexdigest() != hashes[expected]:
-                raise DiversegError(f"source changed since scoring: {record.key!r} has other bytes; re-score it")
+                raise DiversegError(f"source changed since scoring: {record.key!r} has other bytes; {fix}")
             yield record
             expected += 1
     if expected != len(keys):
-        raise DiversegError(f"source changed since scoring: {keys[expected]!r} is missing from it")
+        raise DiversegError(f"source changed since scoring: {keys[expected]!r} is missing from it; {fix}")
 
 
 def _open_writers(paths: dict[str, str], context: CopyContext) -> dict[str, Any]:
-    writers: dict[str, Any] = {}
-    if "parquet" in paths:
-        writers["parquet"] = ParquetShardWriter(paths["parquet"], context.schema, row_group_size=ROW_GROUP_ROWS,
-                                                uncompressed=("image",))
-    if "webdataset" in paths:
-        writers["webdataset"] = TarShardWriter(paths["webdataset"])
-    return writers
+    return {fmt: SHARD_FORMATS[fmt].writer(path, context.schema) for fmt, path in paths.items()}
 
 
 def _write_row(writers: dict[str, Any], row: dict[str, Any], data: bytes, context: CopyContext) -> None:
-    key = row["key"]
-    scores = {c: row[c] for c in context.score_columns}
-    if "parquet" in writers:
-        path = f"{key}.{image_extension(row['format'])}"
-        writers["parquet"].write({"key": key, "image": {"bytes": data, "path": path}, **scores})
-    if "webdataset" in writers:
-        meta = _json_row({"key": key, **scores})  # the scores include the original format
-        writers["webdataset"].write({"__key__": key, context.tar_extension: data, "json": meta})
+    scores = {c: row[c] for c in context.score_columns}  # the scores include the original format
+    for fmt, writer in writers.items():
+        shard = SHARD_FORMATS[fmt]
+        extension = context.tar_extension if shard.one_extension else image_extension(row["format"])
+        writer.write(shard.item(row["key"], data, scores, extension))
 
 
 def run_task(task: CopyTask, context: CopyContext, on_row: Callable[[], None] | None = None) -> int:
     """Write the shards of ``task``; returns the number of rows written."""
     keys = [k for s in task.shards for k in s.rows.column("key").to_pylist()]
     hashes = [h for s in task.shards for h in s.rows.column("sha256").to_pylist()]
-    records = _checked_records(task.units, keys, hashes)
+    records = _checked_records(task.units, keys, hashes, context.rescore)
     for shard in task.shards:
         writers = _open_writers(shard.paths, context)
         try:

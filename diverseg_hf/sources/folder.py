@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import Counter
 from collections.abc import Container, Iterator
@@ -46,6 +47,17 @@ class FolderUnit(Unit):
                 yield Record(key, read_file(Path(self.root) / rel), printable_name(rel))
             except ImageError as exc:
                 yield Record(key, b"", printable_name(rel), error=exc.reason)
+
+    def fingerprint(self) -> str:
+        """The unit's fields and each file's size and mtime: a file changed in place gets its unit re-scored."""
+        stats = []
+        for rel in self.files:
+            try:
+                st = os.stat(Path(self.root) / rel)
+                stats.append((st.st_size, st.st_mtime_ns))
+            except OSError:
+                stats.append(None)
+        return hashlib.sha256(f"{super().fingerprint()} {stats}".encode()).hexdigest()[:16]
 
 
 class FolderSource(Source):

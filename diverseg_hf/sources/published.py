@@ -25,11 +25,12 @@ import pyarrow.parquet as pq
 
 from ..errors import DiversegError
 from ..storage import DatasetDir
+from ..storage.formats import PARQUET, SHARD_FORMATS
 from .base import Source, Unit
 from .local import ParquetUnit, TarUnit
 
-#: Formats of a published folder that :func:`open_published` reads.
-PUBLISHED_FORMATS = ("parquet", "webdataset")
+#: Formats of a published folder that :func:`open_published` reads: every shard format of the one table.
+PUBLISHED_FORMATS = tuple(SHARD_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,12 @@ def open_published(folder: str | os.PathLike, config: str, format: str = "parque
     """The shards of ``config`` (``split``) in the published folder ``folder`` as a source (see module doc)."""
     if format not in PUBLISHED_FORMATS:
         raise DiversegError(f"format must be one of {', '.join(PUBLISHED_FORMATS)}, got {format!r}")
-    folder_dir = DatasetDir(folder)
+    paths = DatasetDir(folder).shards(format, config, split)
     units: list[Unit]
-    if format == "parquet":
+    if format == PARQUET.name:
         units = [PublishedParquetUnit(f"{config}-{i:05d}", _num_rows(path), path=str(path), label=path.stem,
-                                      image_column="image", prefix=prefix)
-                 for i, path in enumerate(folder_dir.parquet_shards(config, split))]
+                                      image_column="image", prefix=prefix) for i, path in enumerate(paths)]
     else:
         units = [PublishedTarUnit(f"{config}-{i:05d}", None, path=str(path), label=path.stem, prefix=prefix)
-                 for i, path in enumerate(folder_dir.tar_shards(config, split))]
+                 for i, path in enumerate(paths)]
     return PublishedSource(str(folder), units, {"config": config, "format": format, "split": split})

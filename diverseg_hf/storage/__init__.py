@@ -12,8 +12,9 @@ Example:
 from __future__ import annotations
 
 from .dataset_dir import DatasetDir
+from .formats import SHARD_FORMATS, ShardFormat, shard_format
 from .score_table import BASE_SCHEMA, ScoreTable, table_schema
-from .selection import load_selection, write_selection
+from .selection import better_of, load_selection, lower_is_better, rule_text, write_selection
 from .shards import (
     ParquetShardWriter,
     TarSample,
@@ -26,16 +27,22 @@ from .shards import (
 
 __all__ = [
     "BASE_SCHEMA",
+    "SHARD_FORMATS",
     "DatasetDir",
     "ParquetShardWriter",
     "ScoreTable",
+    "ShardFormat",
     "TarSample",
     "TarShardWriter",
+    "better_of",
     "iter_parquet_rows",
     "iter_tar_samples",
     "load_selection",
+    "lower_is_better",
     "parquet_schema",
     "read_parquet_table",
+    "rule_text",
+    "shard_format",
     "table_schema",
     "write_selection",
 ]

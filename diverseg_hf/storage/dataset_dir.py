@@ -17,8 +17,10 @@ side: the new generation's files are written beside the old ones (each file atom
 registry and the card are switched to the new generation (each one atomic rename), and only then are
 the old generation's files deleted. Every reader therefore sees one complete generation: the card's
 ``data_files`` patterns name it (``load_dataset``, streaming, the Hub) and so does the registry
-(:meth:`DatasetDir.parquet_shards`, :meth:`DatasetDir.tar_shards`). A folder without a registry entry
+(:meth:`DatasetDir.shards`). A folder without a registry entry
 (hand-made, or from before generations) is read by the plain patterns ``train-*.parquet``/``train-*.tar``.
+
+The shard folders and names are those of the format table (:mod:`.formats`).
 
 Example:
     >>> d = DatasetDir("/data/diverseg")
@@ -39,16 +41,13 @@ from typing import Any
 from ..errors import DiversegError
 from ..files import TEMP_GLOB, write_json_atomic
 from ..version import __version__
+from .formats import PARQUET, SHARD_FORMATS, WEBDATASET, generation_suffix, shard_format
 
 WORK_DIR = ".diverseg"
 REGISTRY = f"{WORK_DIR}/configs.json"
 PENDING_DIR = f"{WORK_DIR}/publish-pending"
 CARD = "README.md"
 SCORES_CONFIG = "scores"
-
-
-def _suffix(generation: str | None) -> str:
-    return f"-{generation}" if generation else ""
 
 
 class DatasetDir:
@@ -75,10 +74,10 @@ class DatasetDir:
         return self.root / WORK_DIR / name
 
     def parquet_dir(self, name: str) -> Path:
-        return self.root / "data" / name
+        return PARQUET.config_dir(self.root, name)
 
     def tar_dir(self, name: str) -> Path:
-        return self.root / "wds" / name
+        return WEBDATASET.config_dir(self.root, name)
 
     def scores_dir(self, name: str) -> Path:
         """Parquet shards of the score table of config ``name`` (split ``name`` of the ``scores`` config)."""
@@ -86,47 +85,53 @@ class DatasetDir:
 
     def config_dirs(self, name: str) -> list[Path]:
         """Every folder that holds shards of config ``name``."""
-        return [self.parquet_dir(name), self.tar_dir(name), self.scores_dir(name)]
+        return [f.config_dir(self.root, name) for f in SHARD_FORMATS.values()] + [self.scores_dir(name)]
 
     # -- shard names, as the card's data_files patterns match them
     @staticmethod
     def parquet_pattern(name: str, split: str = "train", generation: str | None = None) -> str:
-        return f"data/{name}/{split}-*{_suffix(generation)}.parquet"
+        return PARQUET.pattern(name, split, generation)
 
     @staticmethod
     def tar_pattern(name: str, split: str = "train", generation: str | None = None) -> str:
-        return f"wds/{name}/{split}-*{_suffix(generation)}.tar"
+        return WEBDATASET.pattern(name, split, generation)
 
     @staticmethod
     def scores_pattern(name: str, generation: str | None = None) -> str:
-        return f"data/{SCORES_CONFIG}/{name}/*{_suffix(generation)}.parquet"
+        return f"data/{SCORES_CONFIG}/{name}/*{generation_suffix(generation)}.{PARQUET.suffix}"
 
     @staticmethod
     def parquet_shard_name(index: int, count: int, split: str = "train", generation: str | None = None) -> str:
-        return f"{split}-{index:05d}-of-{count:05d}{_suffix(generation)}.parquet"
+        return PARQUET.shard_name(index, count, split, generation)
 
     @staticmethod
     def tar_shard_name(index: int, split: str = "train", generation: str | None = None) -> str:
-        return f"{split}-{index:05d}{_suffix(generation)}.tar"
+        return WEBDATASET.shard_name(index, 0, split, generation)
 
-    def parquet_shards(self, name: str, split: str = "train", missing_ok: bool = False) -> list[Path]:
-        """The Parquet shards of config ``name`` (its registered generation), in order; an error when there are
-        none (unless ``missing_ok``).
+    def shards(self, format: str, name: str, split: str = "train", missing_ok: bool = False) -> list[Path]:
+        """The shards of config ``name`` in ``format`` (its registered generation), in order; an error when
+        there are none (unless ``missing_ok``).
 
         Example:
-            >>> DatasetDir("/nonexistent").parquet_shards("I")
+            >>> DatasetDir("/nonexistent").shards("parquet", "I")
             Traceback (most recent call last):
             ...
             diverseg_hf.errors.DiversegError: no train-*.parquet shards in /nonexistent/data/I
         """
-        pattern = self.parquet_pattern(name, split, self.generation(name)).rsplit("/", 1)[1]
-        return _shards(self.parquet_dir(name), pattern, missing_ok)
+        fmt = shard_format(format)
+        pattern = fmt.pattern(name, split, self.generation(name)).rsplit("/", 1)[1]
+        files = sorted(fmt.config_dir(self.root, name).glob(pattern))
+        if not files and not missing_ok:
+            raise DiversegError(f"no {pattern} shards in {fmt.config_dir(self.root, name)}")
+        return files
+
+    def parquet_shards(self, name: str, split: str = "train", missing_ok: bool = False) -> list[Path]:
+        """The Parquet shards of config ``name``: :meth:`shards` of ``"parquet"``."""
+        return self.shards(PARQUET.name, name, split, missing_ok)
 
     def tar_shards(self, name: str, split: str = "train") -> list[Path]:
-        """The WebDataset tar shards of config ``name`` (its registered generation), in order; an error when
-        there are none."""
-        pattern = self.tar_pattern(name, split, self.generation(name)).rsplit("/", 1)[1]
-        return _shards(self.tar_dir(name), pattern)
+        """The WebDataset tar shards of config ``name``: :meth:`shards` of ``"webdataset"``."""
+        return self.shards(WEBDATASET.name, name, split)
 
     # -- the config registry
     def configs(self) -> list[dict[str, Any]]:
@@ -184,8 +189,8 @@ class DatasetDir:
         returns what was deleted."""
         entry = next((c for c in self.configs() if c["name"] == name), None)
         legacy = entry is not None and not entry.get("generation")  # its files have no generation to tell
-        keep_suffixes = {f"{_suffix(g)}.{ext}" for g in {self.generation(name), keep} if g
-                         for ext in ("parquet", "tar")}
+        keep_suffixes = {f"{generation_suffix(g)}.{f.suffix}" for g in {self.generation(name), keep} if g
+                         for f in SHARD_FORMATS.values()}
         deleted: list[Path] = []
         for folder in (self.root, self.root / WORK_DIR, self.root / PENDING_DIR, self.assets_dir):
             for temp in sorted(folder.glob(TEMP_GLOB)) if folder.is_dir() else []:
@@ -206,9 +211,3 @@ class DatasetDir:
                     deleted.append(path)
         return deleted
 
-
-def _shards(folder: Path, pattern: str, missing_ok: bool = False) -> list[Path]:
-    files = sorted(folder.glob(pattern))
-    if not files and not missing_ok:
-        raise DiversegError(f"no {pattern} shards in {folder}")
-    return files
