@@ -10,8 +10,8 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from image_zoo import textured
+from shared_data import encode
 
-from conftest import encode
 from diverseg_hf.cli import main
 from diverseg_hf.errors import ParameterError
 from diverseg_hf.publish.from_selection import publish
