@@ -18,20 +18,15 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Container, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from ..errors import DiversegError
-from ..sources import Record, Source, Unit
-from ..sources.base import cell_record
-from ..storage import DatasetDir, iter_parquet_rows
+from ..sources.published import PublishedSource, parquet_config_source
+from ..storage import DatasetDir
 from ..storage.dataset_dir import CARD, SCORES_CONFIG
 
-KIND = "published"
+KIND = PublishedSource.kind  # the kind a selection records for a published config
 _SOURCE_LINE = re.compile(r"- \*\*Source\*\*: `([^`]*)` \(([^,)]*)(?:, revision `([^`]*)`)?\)")
 
 
@@ -148,24 +143,6 @@ class PublishedDataset:
             raise DiversegError(f"cannot read {self.where}: {reason}") from None
 
 
-@dataclass(frozen=True)
-class PublishedUnit(Unit):
-    """One Parquet shard of a published config: its rows' original bytes under their published keys."""
-
-    path: str = ""
-
-    def _iter(self, keys: Container[str] | None) -> Iterator[Record]:
-        name = Path(self.path).name
-        for row, cells in enumerate(iter_parquet_rows(self.path, ["key", "image"])):
-            yield cell_record(cells["key"], cells["image"], None, f"{name}#row={row}")
-
-
-class PublishedSource(Source):
-    """The images of a published config, read from its Parquet shards (keys as published)."""
-
-    kind = KIND
-
-
 def open_published(description: dict[str, Any]) -> PublishedSource:
     """The images of the published config a selection recorded (:meth:`PublishedDataset.describe`).
 
@@ -177,7 +154,5 @@ def open_published(description: dict[str, Any]) -> PublishedSource:
     """
     dataset = PublishedDataset(description["spec"], description.get("revision"))
     files = dataset.files(description["config"])
-    units = [PublishedUnit(f"published-{i:05d}", pq.ParquetFile(f).metadata.num_rows, path=str(f))
-             for i, f in enumerate(files)]
     options = {k: v for k, v in description.items() if k not in ("kind", "spec")}
-    return PublishedSource(description["spec"], units, options)
+    return parquet_config_source(files, description["spec"], description["config"], options)

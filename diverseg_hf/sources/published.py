@@ -17,8 +17,10 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -79,11 +81,23 @@ def open_published(folder: str | os.PathLike, config: str, format: str = "parque
     if format not in PUBLISHED_FORMATS:
         raise DiversegError(f"format must be one of {', '.join(PUBLISHED_FORMATS)}, got {format!r}")
     paths = DatasetDir(folder).shards(format, config, split)
-    units: list[Unit]
+    options = {"config": config, "format": format, "split": split}
     if format == PARQUET.name:
-        units = [PublishedParquetUnit(f"{config}-{i:05d}", _num_rows(path), path=str(path), label=path.stem,
-                                      image_column="image", prefix=prefix) for i, path in enumerate(paths)]
-    else:
-        units = [PublishedTarUnit(f"{config}-{i:05d}", None, path=str(path), label=path.stem, prefix=prefix)
-                 for i, path in enumerate(paths)]
-    return PublishedSource(str(folder), units, {"config": config, "format": format, "split": split})
+        return parquet_config_source(paths, str(folder), config, options, prefix)
+    units: list[Unit] = [PublishedTarUnit(f"{config}-{i:05d}", None, path=str(path), label=path.stem, prefix=prefix)
+                         for i, path in enumerate(paths)]
+    return PublishedSource(str(folder), units, options)
+
+
+def parquet_config_source(paths: Sequence[Path], spec: str, config: str, options: dict[str, Any],
+                          prefix: str = "") -> PublishedSource:
+    """The images of a published config's Parquet shards ``paths`` (local files, in order) as a source,
+    keys as published (with ``prefix``); ``spec`` and ``options`` describe it.
+
+    Example:
+        >>> parquet_config_source([], "my-org/diverseg", "I", {"config": "I"}).units()
+        []
+    """
+    units = [PublishedParquetUnit(f"{config}-{i:05d}", _num_rows(Path(path)), path=str(path), label=Path(path).stem,
+                                  image_column="image", prefix=prefix) for i, path in enumerate(paths)]
+    return PublishedSource(spec, units, options)
