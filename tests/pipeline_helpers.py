@@ -224,3 +224,11 @@ def synthetic_scores(out: Path, n: int, seed: int = 0, units: int = 3, with_mask
     store = ScoreTable.create(out, header, unit_list)
     for unit, a, b in zip(unit_list, bounds[:-1], bounds[1:]):
         store.commit(unit["id"], table.slice(a, b - a))
+
+
+def one_line(code: int, lines: list[str], command: str, message: str, exit_code: int = 2) -> None:
+    """A CLI call that failed as misuse must: exit ``exit_code``, one ``diverseg COMMAND: error:`` line naming
+    ``message``."""
+    assert code == exit_code, lines
+    assert len(lines) == 1 and lines[0].startswith(f"diverseg {command}: error: "), lines
+    assert message in lines[0], lines

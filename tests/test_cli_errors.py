@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import good_images, write_files
+from pipeline_helpers import good_images, one_line, write_files
 from sr_folder import encode, write_published_folder
 
 from diverseg_hf import cli
@@ -26,12 +26,6 @@ def run(argv: list, capsys) -> tuple[int, list[str]]:
         code = stop.code
     err = capsys.readouterr().err
     return code, [line for line in err.splitlines() if line.strip() and "%|" not in line]
-
-
-def one_line(code: int, lines: list[str], command: str, message: str, exit_code: int = 2) -> None:
-    assert code == exit_code, lines
-    assert len(lines) == 1 and lines[0].startswith(f"diverseg {command}: error: "), lines
-    assert message in lines[0], lines
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pipeline_helpers import good_images, write_files
+from pipeline_helpers import good_images, one_line, write_files
 
 from diverseg_hf import cli
 from diverseg_hf.score import score
@@ -28,12 +28,6 @@ def run(argv, capsys) -> tuple[int, list[str]]:
     code = cli.main([str(a) for a in argv])
     err = capsys.readouterr().err
     return code, [line for line in err.splitlines() if line.strip() and "%|" not in line]
-
-
-def one_line_error(code: int, lines: list[str], command: str, message: str) -> None:
-    assert code == 2, lines
-    assert len(lines) == 1 and lines[0].startswith(f"diverseg {command}: error: "), lines
-    assert message in lines[0], lines
 
 
 @pytest.fixture
@@ -61,27 +55,27 @@ def test_curate_checks_every_argument_before_scoring(src, tmp_path, capsys, extr
     if "--name" not in extra:
         argv += ["--name", "mine"]
     code, lines = run(argv, capsys)
-    one_line_error(code, lines, "curate", message)
+    one_line(code, lines, "curate", message)
     assert not (tmp_path / "ds").exists()  # the score table folder (ds/.diverseg/mine/scores) was never made
     assert not list(tmp_path.rglob("scores.json"))
 
 
 def test_curate_refuses_an_output_folder_inside_its_source(src, capsys):
     code, lines = run(["curate", src, "--out", src / "curated", "--name", "mine"], capsys)
-    one_line_error(code, lines, "curate", "lies inside the source folder")
+    one_line(code, lines, "curate", "lies inside the source folder")
     assert not (src / "curated").exists()
 
 
 def test_output_onto_a_file(src, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     code, lines = run(["score", src, "--out", tmp_path / "file"], capsys)
-    one_line_error(code, lines, "score", f"--out {tmp_path / 'file'} cannot be a folder")
+    one_line(code, lines, "score", f"--out {tmp_path / 'file'} cannot be a folder")
     code, lines = run(["curate", src, "--out", tmp_path / "file" / "ds", "--name", "mine"], capsys)
-    one_line_error(code, lines, "curate", "is a file")
+    one_line(code, lines, "curate", "is a file")
     score(str(src), tmp_path / "scores", progress=False)
     select(tmp_path / "scores", tmp_path / "sel")
     code, lines = run(["publish", tmp_path / "sel", "--out", tmp_path / "file", "--name", "mine"], capsys)
-    one_line_error(code, lines, "publish", "cannot be a folder")
+    one_line(code, lines, "publish", "cannot be a folder")
     with pytest.raises(SystemExit) as stop:  # the argparse type of --push-to-hub refuses it
         run(["publish", tmp_path / "sel", "--out", tmp_path / "ds", "--name", "mine", "--push-to-hub", "bad name"],
             capsys)
@@ -93,9 +87,9 @@ def test_named_columns_a_parquet_source_lacks(tmp_path, capsys):
     data = next(iter(good_images(1).values()))
     pq.write_table(pa.table({"image": pa.array([data], pa.binary()), "id": ["a"]}), tmp_path / "p.parquet")
     code, lines = run(["score", tmp_path / "p.parquet", "--image-column", "img", "--out", tmp_path / "s"], capsys)
-    one_line_error(code, lines, "score", "--image-column 'img' is not a column of")
+    one_line(code, lines, "score", "--image-column 'img' is not a column of")
     code, lines = run(["score", tmp_path / "p.parquet", "--key-column", "name", "--out", tmp_path / "s"], capsys)
-    one_line_error(code, lines, "score", "--key-column 'name' is not a column of")
+    one_line(code, lines, "score", "--key-column 'name' is not a column of")
     assert not (tmp_path / "s").exists()
 
 
@@ -106,7 +100,7 @@ def test_select_refuses_non_finite_thresholds(tmp_path, capsys):
     for extra, message in ((["--max-blockiness", "inf"], "--max-blockiness must be a finite number"),
                            (["--theta", "blockiness=nan"], "--theta blockiness=nan is not a finite number")):
         code, lines = run(["select", tmp_path / "scores", "--out", tmp_path / "sel", *extra], capsys)
-        one_line_error(code, lines, "select", message)
+        one_line(code, lines, "select", message)
     assert not (tmp_path / "sel").exists()
 
 
