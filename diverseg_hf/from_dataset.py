@@ -101,7 +101,7 @@ def _record(key: str, cell: Any, row: int) -> Record:
     if hasattr(cell, "getexif"):  # a PIL image: its original bytes are gone
         raise DiversegError(f"row {row}: the image column holds decoded images, not their original bytes; "
                             "cast it first: ds = ds.cast_column(COLUMN, datasets.Image(decode=False))")
-    return cell_record(key, cell, None, f"dataset#row={row}")
+    return cell_record(key, cell, None, f"dataset#row={row}")  # a path-only cell is refused: bytes leave here
 
 
 def _columns(ds: Any, image_column: str | None, key_column: str | None) -> tuple[Any, str, str | None]:

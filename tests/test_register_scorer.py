@@ -30,11 +30,11 @@ BUILTIN_AND_BEFORE = set(scoring.scorer_names())
 def registry(monkeypatch, tmp_path):
     """A registry of this test's own (the process-wide one is restored), and the load log of the helper scorers."""
     monkeypatch.setattr(scoring, "_ENTRY_POINTS_READ", [])  # entry points are read anew in each test
+    (tmp_path / "loads").mkdir()
+    monkeypatch.setenv("DIVERSEG_TEST_LOADS", str(tmp_path / "loads"))
     yield
     for name in set(scoring.scorer_names()) - BUILTIN_AND_BEFORE:
         scoring.unregister_scorer(name)
-    (tmp_path / "loads").mkdir()
-    monkeypatch.setenv("DIVERSEG_TEST_LOADS", str(tmp_path / "loads"))
 
 
 @pytest.fixture

@@ -180,7 +180,7 @@ def _decode_cell(cell: Any) -> tuple[dict[str, Any], np.ndarray | None]:
     if cell is None:
         return {"error": "missing: the image cell is None"}, None
     if isinstance(cell, (bytes, bytearray, dict)):
-        row, rgb = decode_record(cell_record("", cell, None, ""))
+        row, rgb = decode_record(cell_record("", cell, None, "", confine=False))  # the caller's own paths
         return {"error": row["error"]}, rgb
     if not isinstance(cell, (Image.Image, np.ndarray)):
         return {"error": f"unsupported: image cell of type {type(cell).__name__}"}, None
