@@ -48,8 +48,7 @@ def main() -> None:
     try:
         src = work / "images"
         src.mkdir()
-        for i, blob in enumerate(generated_corpus(args.images, "JPEG")):
-            (src / f"{i:05d}.jpg").write_bytes(blob)
+        generated_corpus(src, args.images, "JPEG")  # blockiness.py's 500x375 JPEG q90 images, written to src
         n, w = args.images, args.workers
         common = {"unit_size": args.unit_size, "progress": False}
         rows = [("local", 1, timed(lambda: score(str(src), work / "local1", **common)))]
