@@ -12,7 +12,9 @@ carry the config's *generation* (a digest of the selection, the score table and 
 their names, are written atomically and several at a time (``workers``), and a re-run skips those
 already written; the card and the registry switch to the new generation only when all its files
 exist, and the old generation's files are deleted last. See :mod:`diverseg_hf.storage.dataset_dir`
-for why every reader sees either the old config or the new one entirely.
+for why every reader sees either the old config or the new one entirely. The score table is only ever read
+one unit at a time (the ``scores`` config, the generation digest, the figures' columns), so memory does not
+grow with it beyond the figures' 8 bytes a row per drawn column.
 
 Example:
     >>> parse_size("500MB"), parse_size("2GiB"), parse_size(1024)
