@@ -22,7 +22,9 @@ from diverseg_hf.select import select
 from diverseg_hf.storage import BASE_SCHEMA, ScoreTable
 
 
-def make_table(out: Path, rows: int, units: int, seed: int = 0) -> None:
+def make_table(out: Path, rows: int, units: int, seed: int = 0, extra: pa.Table | None = None) -> None:
+    """A score table of ``rows`` synthetic rows in ``units`` units, and ``extra`` (rows of the same schema,
+    e.g. real images) as one more unit at the end."""
     rng = np.random.default_rng(seed)
     schema = pa.schema([*BASE_SCHEMA, ("blockiness", pa.float64()), ("sam_masks", pa.int32()),
                         ("error", pa.string())])
@@ -32,7 +34,11 @@ def make_table(out: Path, rows: int, units: int, seed: int = 0) -> None:
     bounds = np.linspace(0, rows, units + 1).astype(int)
     unit_list = [{"id": f"u-{i:05d}", "size": int(b - a), "max_records": None}
                  for i, (a, b) in enumerate(itertools.pairwise(bounds))]
+    if extra is not None:
+        unit_list.append({"id": "u-extra", "size": extra.num_rows, "max_records": None})
     store = ScoreTable.create(out, header, unit_list)
+    if extra is not None:
+        store.commit("u-extra", extra.select(schema.names).cast(schema))
     for unit, a, b in zip(unit_list, bounds[:-1], bounds[1:]):
         n = int(b - a)
         bad = rng.random(n) < 0.01

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import DiversegError
 from ..quality.basis import load_basis
@@ -48,41 +47,48 @@ def published_features(schema: pa.Schema, with_image: bool):
     return datasets.Features(dict(items))
 
 
-def config_figures(dataset: DatasetDir, name: str, scores: pa.Table, info: dict[str, Any],
-                   kept_keys: Iterable[str]) -> list[dict[str, str]]:
+def figure_columns(table: pa.Table, info: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The columns of ``table`` that :func:`config_figures` draws for a selection described by ``info`` (each
+    count column with a theta, then blockiness), as float64 with nulls as NaN.
+
+    Example:
+        >>> t = pa.table({"key": ["a"], "sam_masks": [3], "blockiness": [None]})
+        >>> figure_columns(t, {"thetas": {"sam_masks": 2}})
+        {'sam_masks': array([3.]), 'blockiness': array([nan])}
+    """
+    names = dict.fromkeys(c for c in [*info["thetas"], "blockiness"] if c in table.column_names)
+    return {c: np.asarray(table.column(c).to_numpy(zero_copy_only=False), dtype=np.float64) for c in names}
+
+
+def config_figures(dataset: DatasetDir, name: str, columns: Mapping[str, np.ndarray], kept: np.ndarray,
+                   info: dict[str, Any]) -> list[dict[str, str]]:
     """Histograms of each selection count column (theta dashed) and of blockiness (log axis, ceiling dashed),
-    the source's images kept (``kept_keys``) and dropped in two colours, with their counts; and, where the
-    selection recorded a quality estimate, the paper's figure: the source's blockiness against each basis
-    quality's."""
-    keys = scores.column("key")
-    kept = pc.is_in(keys, value_set=pa.array(list(kept_keys), pa.string())).to_numpy(zero_copy_only=False)
+    the source's images kept (``kept``, a mask over the rows of ``columns``, see :func:`figure_columns`) and
+    dropped in two colours, with their counts; and, where the selection recorded a quality estimate, the
+    paper's figure: the source's blockiness against each basis quality's."""
+    rows = len(kept)
     plots = []
-    for col in [c for c in info["thetas"] if c in scores.column_names]:
+    for col in [c for c in info["thetas"] if c in columns]:
         label = _COUNT_LABELS.get(col, col)
-        path = plot_counts(_floats(scores, col), kept, dataset.assets_dir / f"{name}_{col}.png",
+        path = plot_counts(columns[col], kept, dataset.assets_dir / f"{name}_{col}.png",
                            theta=info["thetas"][col], label=label,
-                           title=f"{name}: {label} of {len(keys):,} source images")
+                           title=f"{name}: {label} of {rows:,} source images")
         plots.append({"path": f"assets/{path.name}", "alt": f"{col} histogram of {name}"})
-    if "blockiness" in scores.column_names:
-        path = plot_blockiness(_floats(scores, "blockiness"), kept, dataset.assets_dir / f"{name}_blockiness.png",
+    if "blockiness" in columns:
+        path = plot_blockiness(columns["blockiness"], kept, dataset.assets_dir / f"{name}_blockiness.png",
                                ceiling=info["rules"].get("max_blockiness"),
-                               title=f"{name}: blockiness of {len(keys):,} source images")
+                               title=f"{name}: blockiness of {rows:,} source images")
         plots.append({"path": f"assets/{path.name}", "alt": f"blockiness histogram of {name}"})
-    if info.get("quality") and "blockiness" in scores.column_names:
+    if info.get("quality") and "blockiness" in columns:
         try:
             basis = load_basis(info["rules"].get("basis"))
         except DiversegError as exc:  # the basis the selection used is gone: the card keeps the numbers
             logger.warning("no quality figure for %s: %s", name, exc)
             return plots
-        path = plot_quality(_floats(scores, "blockiness"), basis, dataset.assets_dir / f"{name}_quality.png",
+        path = plot_quality(columns["blockiness"], basis, dataset.assets_dir / f"{name}_quality.png",
                             estimate=QualityEstimate.from_dict(info["quality"]), target_label=name)
         plots.append({"path": f"assets/{path.name}", "alt": f"source quality estimate of {name} against the basis"})
     return plots
-
-
-def _floats(table: pa.Table, column: str) -> np.ndarray:
-    """A column as float64, nulls as NaN."""
-    return np.asarray(table.column(column).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def stats(table: pa.Table) -> dict[str, Any]:

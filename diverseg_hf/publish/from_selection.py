@@ -12,7 +12,9 @@ carry the config's *generation* (a digest of the selection, the score table and 
 their names, are written atomically and several at a time (``workers``), and a re-run skips those
 already written; the card and the registry switch to the new generation only when all its files
 exist, and the old generation's files are deleted last. See :mod:`diverseg_hf.storage.dataset_dir`
-for why every reader sees either the old config or the new one entirely.
+for why every reader sees either the old config or the new one entirely. The score table is only ever read
+one unit at a time (the ``scores`` config, the generation digest, the figures' columns), so memory does not
+grow with it beyond the figures' 8 bytes a row per drawn column.
 
 Example:
     >>> parse_size("500MB"), parse_size("2GiB"), parse_size(1024)
@@ -27,16 +29,17 @@ import logging
 import os
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from ..cards.entries import config_entry, config_figures, published_features
+from ..cards.entries import config_entry, config_figures, figure_columns, published_features
 from ..cards.licenses import check_license
 from ..cards.render import license_for, render_card
 from ..errors import DiversegError, ParameterError, check_at_least
@@ -53,7 +56,7 @@ logger = logging.getLogger(__name__)
 
 SCORES_SHARD_ROWS = 500_000
 #: Bumped when the bytes written for the same selection change, so that a new generation is written.
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3  # 3: the score table is hashed unit by unit (not as one batch)
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
 
@@ -119,8 +122,9 @@ class _HashSink:
         self.closed = True
 
 
-def generation(table: pa.Table, scores: pa.Table | None, shards: Sequence[tuple[int, int]]) -> str:
-    """The digest that names a config's files: the selected rows, the score table and the shard plan.
+def generation(table: pa.Table, scores: Iterable[pa.Table] | None, shards: Sequence[tuple[int, int]]) -> str:
+    """The digest that names a config's files: the selected rows, the score table (its units, in order; one
+    unit at a time is held) and the shard plan.
 
     Example:
         >>> t = pa.table({"key": ["a", "b"]})
@@ -128,13 +132,18 @@ def generation(table: pa.Table, scores: pa.Table | None, shards: Sequence[tuple[
         True
     """
     digest = hashlib.sha256(f"diverseg-publish-{LAYOUT_VERSION}:{json.dumps(list(shards))}".encode())
-    for part in (table, scores):
-        if part is None:
+    for parts in ([table], scores):
+        if parts is None:
             digest.update(b"none")
             continue
-        part = part.replace_schema_metadata(None).combine_chunks()
-        with pa.ipc.new_stream(pa.PythonFile(_HashSink(digest), mode="w"), part.schema) as writer:
-            writer.write_table(part)  # hashed as it is serialised: the bytes are never held whole
+        writer = None
+        for part in parts:  # one Arrow IPC stream of one record batch a part, hashed as it is serialised
+            part = part.replace_schema_metadata(None).combine_chunks()
+            if writer is None:
+                writer = pa.ipc.new_stream(pa.PythonFile(_HashSink(digest), mode="w"), part.schema)
+            writer.write_table(part)
+        if writer is not None:
+            writer.close()
     return digest.hexdigest()[:10]
 
 
@@ -223,25 +232,78 @@ def _copy_tasks(dataset: DatasetDir, name: str, gen: str, formats: list[str], un
                      tuple(jobs[i] for i in g)) for g in groups]
 
 
-def _write_scores(table: pa.Table, dataset: DatasetDir, name: str, gen: str) -> dict[str, Any]:
-    """The whole score table as split ``name`` of the ``scores`` config."""
-    features = published_features(table.schema, with_image=False)
-    table = table.select(list(features)).cast(features.arrow_schema)
-    table = table.replace_schema_metadata(features.arrow_schema.metadata)
-    shards = [(i, min(i + SCORES_SHARD_ROWS, table.num_rows)) for i in range(0, max(table.num_rows, 1),
-                                                                             SCORES_SHARD_ROWS)]
+def _figure_data(store: ScoreTable | None, table: pa.Table, info: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The columns the card's figures draw over the whole score table (float64, read unit by unit: 8 bytes a
+    row each) and whether each row was kept; without a score table, those of the selected rows."""
+    if store is None:
+        return figure_columns(table, info), np.ones(table.num_rows, dtype=bool)
+    names = [c for c in figure_columns(store.schema().empty_table(), info)]
+    total = sum(store.counts[unit["id"]]["rows"] for unit in store.units)
+    columns = {c: np.empty(total, dtype=np.float64) for c in names}
+    kept = np.empty(total, dtype=bool)
+    wanted = table.column("key").combine_chunks()
+    start = 0
+    for part in store.iter_units(["key", *names]):
+        stop = start + part.num_rows
+        kept[start:stop] = pc.is_in(part.column("key"), value_set=wanted).to_numpy(zero_copy_only=False)
+        for c, values in figure_columns(part, info).items():
+            columns[c][start:stop] = values
+        start = stop
+    return columns, kept
+
+
+def _shard_tables(parts: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """The rows of ``parts`` cut into tables of ``rows`` rows (the last may be shorter; none when there are
+    no rows); at most one output table and one part are held at a time."""
+    pending: list[pa.Table] = []
+    held = 0
+    for part in parts:
+        pending.append(part)
+        held += part.num_rows
+        while held >= rows:
+            joined = pa.concat_tables(pending)
+            yield joined.slice(0, rows)
+            pending, held = [joined.slice(rows)], held - rows
+    if held:
+        yield pa.concat_tables(pending)
+
+
+def _ipc_nbytes(part: pa.Table) -> int:
+    """The Arrow size of ``part`` once through Arrow IPC (which drops the all-valid null bitmaps a Parquet read
+    may give): the size the split's ``num_bytes`` counted when it was taken from the cached whole table."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, part.schema) as writer:
+        writer.write_table(part)
+    return pa.ipc.open_stream(sink.getvalue()).read_all().nbytes
+
+
+def _write_scores(store: ScoreTable, dataset: DatasetDir, name: str, gen: str) -> dict[str, Any]:
+    """The whole score table as split ``name`` of the ``scores`` config, written shard by shard from the
+    table's units (at most one shard's rows held)."""
+    features = published_features(store.schema(), with_image=False)
+    schema = features.arrow_schema
+    total = sum(store.counts[unit["id"]]["rows"] for unit in store.units)
+    count = max(1, -(-total // SCORES_SHARD_ROWS))
+    unit_bytes: list[int] = []  # each unit's Arrow size, as the split's num_bytes has always counted it
+
+    def parts() -> Iterator[pa.Table]:
+        for part in store.iter_units(list(features)):
+            part = part.select(list(features)).cast(schema).replace_schema_metadata(schema.metadata)
+            unit_bytes.append(_ipc_nbytes(part))
+            yield part
+
     size = 0
-    for n, (a, b) in enumerate(shards):
-        path = dataset.scores_dir(name) / DatasetDir.parquet_shard_name(n, len(shards), generation=gen)
+    for n, rows in enumerate(_shard_tables(parts(), SCORES_SHARD_ROWS)):
+        path = dataset.scores_dir(name) / DatasetDir.parquet_shard_name(n, count, generation=gen)
         if not path.exists():
-            with ParquetShardWriter(path, table.schema) as writer:
-                writer.write_table(table.slice(a, b - a))
+            with ParquetShardWriter(path, schema) as writer:
+                writer.write_table(rows)
         size += path.stat().st_size
     return {
         "split": name,
         "path": DatasetDir.scores_pattern(name, generation=gen),
         "features": features._to_yaml_list(),
-        "split_info": {"name": name, "num_bytes": int(table.nbytes), "num_examples": table.num_rows},
+        "split_info": {"name": name, "num_bytes": sum(unit_bytes), "num_examples": total},
         "download_size": size,
     }
 
@@ -284,16 +346,15 @@ def publish(
     src = _selection_source(source, info)
     if src.kind != "published":  # build IP publishes from the configs of its own output folder
         check_output_dir("out", out, {"source": src.spec})
-    if include_scores:  # read (and check) before anything is written
-        scores_table = ScoreTable.open(info["scores_dir"]).read()
-    else:
-        scores_table = table.append_column("error", pa.nulls(table.num_rows, pa.string()))
+    store = ScoreTable.open(info["scores_dir"]) if include_scores else None
+    if store is not None:
+        store.schema()  # checks that the table is complete before anything is written
     dataset = DatasetDir(out)
     features = published_features(table.schema, with_image=True)
     units = src.units()
     unit_of = _unit_of_rows(info, table, units)
     shards = plan_shards(table.column("bytes").to_pylist(), limit, unit_of)
-    gen = generation(table, scores_table if include_scores else None, shards)
+    gen = generation(table, store.iter_units() if store is not None else None, shards)
     dataset.begin_publish(name, gen)
 
     score_cols = [c for c in features if c not in ("key", "image")]
@@ -309,12 +370,12 @@ def publish(
     num_bytes = sum(p.stat().st_size for p in files if p.suffix == ".parquet") or \
         sum(p.stat().st_size for p in files)
 
-    scores_entry = _write_scores(scores_table, dataset, name, gen) if include_scores else None
+    scores_entry = _write_scores(store, dataset, name, gen) if store is not None else None
     extensions = {image_extension(f) for f in formats_column}
     entry = config_entry(name, info, table, features, formats, extensions, score_cols, num_bytes,
                          license_for(name, license, gated), description, scores_entry,
                          generation=gen, tar_extension=context.tar_extension)
-    entry["plots"] = config_figures(dataset, name, scores_table, info, table.column("key").to_pylist())
+    entry["plots"] = config_figures(dataset, name, *_figure_data(store, table, info), info)
     render_card(dataset.root, dataset.register(entry), repo=repo)
     dataset.finish_publish(name)
     logger.info("publish: %d images in %d shards -> %s", table.num_rows, len(shards), out)
