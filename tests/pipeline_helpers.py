@@ -232,3 +232,16 @@ def one_line(code: int, lines: list[str], command: str, message: str, exit_code:
     assert code == exit_code, lines
     assert len(lines) == 1 and lines[0].startswith(f"diverseg {command}: error: "), lines
     assert message in lines[0], lines
+
+
+def run_cli(argv: list, capsys) -> tuple[int, list[str]]:
+    """Exit code and the non-empty stderr lines (progress bars left out) of an in-process ``diverseg`` call;
+    an argparse exit counts as its code."""
+    from diverseg_hf import cli
+
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as stop:
+        code = stop.code
+    err = capsys.readouterr().err
+    return code, [line for line in err.splitlines() if line.strip() and "%|" not in line]

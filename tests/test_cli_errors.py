@@ -8,24 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import good_images, one_line, write_files
+from pipeline_helpers import good_images, one_line, run_cli, write_files
 from sr_folder import encode, write_published_folder
 
-from diverseg_hf import cli
 from diverseg_hf.cards.licenses import check_license, hub_licenses
 from diverseg_hf.errors import ParameterError
 from diverseg_hf.score import score
 from diverseg_hf.select import select
-
-
-def run(argv: list, capsys) -> tuple[int, list[str]]:
-    """Exit code and the non-empty stderr lines of an in-process ``diverseg`` call (argparse exits too)."""
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as stop:
-        code = stop.code
-    err = capsys.readouterr().err
-    return code, [line for line in err.splitlines() if line.strip() and "%|" not in line]
 
 
 @pytest.fixture
@@ -43,14 +32,14 @@ def src(tmp_path) -> Path:
     (["build", "Q", "--out", "o"], "build", "argument config: invalid choice: 'Q'"),
 ])
 def test_argparse_errors_are_one_line_naming_the_help(capsys, argv, command, message):
-    code, lines = run(argv, capsys)
+    code, lines = run_cli(argv, capsys)
     one_line(code, lines, command, message)
     assert lines[0].endswith(f"; see `diverseg {command} --help`"), lines
     assert not any(line.startswith("usage:") for line in lines)
 
 
 def test_a_bad_command_is_one_line_too(capsys):
-    code, lines = run(["scoer"], capsys)
+    code, lines = run_cli(["scoer"], capsys)
     assert code == 2 and len(lines) == 1 and "invalid choice: 'scoer'" in lines[0], lines
     assert lines[0].endswith("; see `diverseg --help`")
 
@@ -65,7 +54,7 @@ def test_out_onto_a_file_in_select_export_calibrate_sample(tmp_path, capsys):
                           (["export", published, "--config", "I", "--out", file], "export"),
                           (["calibrate", tmp_path / "ref", "--out", file], "calibrate"),
                           (["sample", file], "sample")):
-        code, lines = run(argv, capsys)
+        code, lines = run_cli(argv, capsys)
         one_line(code, lines, command, f"{file} cannot be a folder: {file} is a file")
     assert file.read_text() == "x"
 
@@ -83,24 +72,24 @@ def test_blockiness_output_onto_a_folder_is_refused_before_scoring(src, tmp_path
         raise AssertionError("scored before the output was checked")
 
     monkeypatch.setattr(command, "write_blockiness_tsv", never)
-    code, lines = run(["blockiness", src, "-o", tmp_path], capsys)
+    code, lines = run_cli(["blockiness", src, "-o", tmp_path], capsys)
     one_line(code, lines, "blockiness", f"--output {tmp_path} is a folder; give a file name")
     (tmp_path / "file").write_text("x")
-    code, lines = run(["blockiness", src, "-o", tmp_path / "file" / "x.tsv"], capsys)
+    code, lines = run_cli(["blockiness", src, "-o", tmp_path / "file" / "x.tsv"], capsys)
     one_line(code, lines, "blockiness", "is a file")
 
 
 def test_sample_refuses_a_negative_seed(tmp_path, capsys):
-    code, lines = run(["sample", tmp_path / "demo", "--seed", "-1"], capsys)
+    code, lines = run_cli(["sample", tmp_path / "demo", "--seed", "-1"], capsys)
     one_line(code, lines, "sample", "argument --seed: must be 0 or more, got -1")
     assert not (tmp_path / "demo").exists()
 
 
 def test_engine_ray_without_ray_makes_no_score_table(src, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the [ray] extra were not installed
-    code, lines = run(["score", src, "--out", tmp_path / "scores", "--engine", "ray"], capsys)
+    code, lines = run_cli(["score", src, "--out", tmp_path / "scores", "--engine", "ray"], capsys)
     one_line(code, lines, "score", 'pip install "diverseg-hf[ray]"')
-    code, lines = run(["curate", src, "--out", tmp_path / "ds", "--name", "mine", "--engine", "ray"], capsys)
+    code, lines = run_cli(["curate", src, "--out", tmp_path / "ds", "--name", "mine", "--engine", "ray"], capsys)
     one_line(code, lines, "curate", 'pip install "diverseg-hf[ray]"')
     assert not (tmp_path / "scores").exists() and not (tmp_path / "ds").exists()
 
@@ -120,9 +109,9 @@ def selection(src, tmp_path) -> Path:
 ])
 def test_publish_and_curate_refuse_shard_size_0_and_unknown_licences(src, selection, tmp_path, capsys, extra,
                                                                      message):
-    code, lines = run(["publish", selection, "--out", tmp_path / "ds", "--name", "mine", *extra], capsys)
+    code, lines = run_cli(["publish", selection, "--out", tmp_path / "ds", "--name", "mine", *extra], capsys)
     one_line(code, lines, "publish", message)
-    code, lines = run(["curate", src, "--out", tmp_path / "ds", "--name", "mine", *extra], capsys)
+    code, lines = run_cli(["curate", src, "--out", tmp_path / "ds", "--name", "mine", *extra], capsys)
     one_line(code, lines, "curate", message)
     assert not (tmp_path / "ds").exists()
 
@@ -133,7 +122,7 @@ def test_hub_licence_ids_and_other_with_a_name(selection, tmp_path, capsys):
         check_license(ok)
     with pytest.raises(ParameterError):
         check_license("MIT License")
-    code, _ = run(["publish", selection, "--out", tmp_path / "ds", "--name", "mine", "--license", "other:my-terms"],
+    code, _ = run_cli(["publish", selection, "--out", tmp_path / "ds", "--name", "mine", "--license", "other:my-terms"],
                   capsys)
     assert code == 0
     card = (tmp_path / "ds" / "README.md").read_text()

@@ -8,21 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pipeline_helpers import good_images, write_files
+from pipeline_helpers import good_images, run_cli, write_files
 from sr_folder import encode, write_published_folder
 
-from diverseg_hf import cli
 from diverseg_hf.errors import ParameterError
 from diverseg_hf.publish.from_selection import publish
 from diverseg_hf.score import score
 from diverseg_hf.select import select
 from diverseg_hf.sr.export import export_basicsr
-
-
-def run(argv: list, capsys) -> tuple[int, list[str]]:
-    code = cli.main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    return code, [line for line in err.splitlines() if line.strip() and "%|" not in line]
 
 
 def listing(folder: Path) -> list[str]:
@@ -43,7 +36,7 @@ def made(tmp_path) -> dict[str, Path]:
 def test_publish_into_its_source_folder_is_refused(made, capsys):
     before = listing(made["src"])
     for out in (made["src"], made["src"] / "ds"):
-        code, lines = run(["publish", made["sel"], "--out", out, "--name", "mine"], capsys)
+        code, lines = run_cli(["publish", made["sel"], "--out", out, "--name", "mine"], capsys)
         assert code == 2 and len(lines) == 1, lines
         assert f"--out {out} lies inside the source folder {made['src'].resolve()}; choose a folder outside it" \
             in lines[0], lines
@@ -65,7 +58,7 @@ def test_publish_into_its_source_folder_is_refused(made, capsys):
 def test_every_writing_command_refuses_an_output_inside_or_around_its_input(made, capsys, command, message):
     before = listing(made["src"].parent)
     argv = command(made)
-    code, lines = run(argv, capsys)
+    code, lines = run_cli(argv, capsys)
     assert code == 2 and len(lines) == 1 and lines[0].startswith(f"diverseg {argv[0]}: error: --out "), lines
     assert message in lines[0], lines
     assert listing(made["src"].parent) == before

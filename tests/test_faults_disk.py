@@ -19,21 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pipeline_helpers import good_images, write_files
+from pipeline_helpers import good_images, run_cli, write_files
 from sr_folder import encode, write_published_folder
 
-from diverseg_hf import cli
 from diverseg_hf.errors import disk_problem
 from diverseg_hf.files import TEMP_GLOB
 from diverseg_hf.score import score
 from diverseg_hf.select import select
 from diverseg_hf.storage.shards import TarShardWriter
-
-
-def run(argv: list, capsys) -> tuple[int, list[str]]:
-    code = cli.main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    return code, [line for line in err.splitlines() if line.strip() and "%|" not in line]
 
 
 @pytest.fixture
@@ -78,13 +71,13 @@ def test_no_space_at_fsync_is_one_line_and_leaves_no_temp_file(inputs, tmp_path,
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", full)
-    code, lines = run(argv, capsys)
+    code, lines = run_cli(argv, capsys)
     assert code == 1, lines
     assert len(lines) == 1 and lines[0].startswith(f"diverseg {command}: error: No space left on device; "
                                                    "free some space and run the command again"), lines
     assert not temps(out)
     monkeypatch.setattr(os, "fsync", real_fsync)  # space freed: the same command finishes
-    assert run(argv, capsys)[0] == 0
+    assert run_cli(argv, capsys)[0] == 0
     assert not temps(out)
 
 
@@ -152,19 +145,19 @@ def test_a_really_full_disk_then_freed(tmp_path, tmpfs, capsys):
     out = tmpfs("size=400k") / "ds"
     argv = ["publish", tmp_path / "sel", "--out", out, "--name", "mine", "--format", "parquet,webdataset",
             "--shard-size", "300kB"]
-    code, lines = run(argv, capsys)
+    code, lines = run_cli(argv, capsys)
     assert code == 1 and len(lines) == 1, lines
     assert "No space left on device; free some space and run the command again" in lines[0], lines
     assert not temps(out)
     tmpfs("size=8m")
-    assert run(argv, capsys)[0] == 0
+    assert run_cli(argv, capsys)[0] == 0
     assert not temps(out) and len(list((out / "wds").rglob("*.tar"))) >= 2
 
 
 def test_a_read_only_output_folder_in_every_writing_command(inputs, tmpfs, capsys):
     mnt = tmpfs("size=1m,ro")
     for command, argv in commands(inputs, mnt).items():
-        code, lines = run(argv, capsys)
+        code, lines = run_cli(argv, capsys)
         assert code == 1, (command, lines)
         assert len(lines) == 1 and lines[0].startswith(f"diverseg {command}: error: {mnt}/"), lines
         assert lines[0].endswith("Read-only file system; choose a writable output folder"), lines

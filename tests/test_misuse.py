@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pipeline_helpers import good_images, one_line, write_files
+from pipeline_helpers import good_images, one_line, run_cli, write_files
 
 from diverseg_hf import cli
 from diverseg_hf.score import score
@@ -23,11 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def pipeline_commands(monkeypatch):
     monkeypatch.setattr(cli, "COMMANDS", ["score", "select", "publish", "curate"])
 
-
-def run(argv, capsys) -> tuple[int, list[str]]:
-    code = cli.main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    return code, [line for line in err.splitlines() if line.strip() and "%|" not in line]
 
 
 @pytest.fixture
@@ -54,41 +49,40 @@ def test_curate_checks_every_argument_before_scoring(src, tmp_path, capsys, extr
     argv = ["curate", src, "--out", tmp_path / "ds", "--scorers", "blockiness", *extra]
     if "--name" not in extra:
         argv += ["--name", "mine"]
-    code, lines = run(argv, capsys)
+    code, lines = run_cli(argv, capsys)
     one_line(code, lines, "curate", message)
     assert not (tmp_path / "ds").exists()  # the score table folder (ds/.diverseg/mine/scores) was never made
     assert not list(tmp_path.rglob("scores.json"))
 
 
 def test_curate_refuses_an_output_folder_inside_its_source(src, capsys):
-    code, lines = run(["curate", src, "--out", src / "curated", "--name", "mine"], capsys)
+    code, lines = run_cli(["curate", src, "--out", src / "curated", "--name", "mine"], capsys)
     one_line(code, lines, "curate", "lies inside the source folder")
     assert not (src / "curated").exists()
 
 
 def test_output_onto_a_file(src, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
-    code, lines = run(["score", src, "--out", tmp_path / "file"], capsys)
+    code, lines = run_cli(["score", src, "--out", tmp_path / "file"], capsys)
     one_line(code, lines, "score", f"--out {tmp_path / 'file'} cannot be a folder")
-    code, lines = run(["curate", src, "--out", tmp_path / "file" / "ds", "--name", "mine"], capsys)
+    code, lines = run_cli(["curate", src, "--out", tmp_path / "file" / "ds", "--name", "mine"], capsys)
     one_line(code, lines, "curate", "is a file")
     score(str(src), tmp_path / "scores", progress=False)
     select(tmp_path / "scores", tmp_path / "sel")
-    code, lines = run(["publish", tmp_path / "sel", "--out", tmp_path / "file", "--name", "mine"], capsys)
+    code, lines = run_cli(["publish", tmp_path / "sel", "--out", tmp_path / "file", "--name", "mine"], capsys)
     one_line(code, lines, "publish", "cannot be a folder")
-    with pytest.raises(SystemExit) as stop:  # the argparse type of --push-to-hub refuses it
-        run(["publish", tmp_path / "sel", "--out", tmp_path / "ds", "--name", "mine", "--push-to-hub", "bad name"],
-            capsys)
-    assert stop.value.code == 2 and "argument --push-to-hub: REPO_ID must be" in capsys.readouterr().err
+    code, lines = run_cli(["publish", tmp_path / "sel", "--out", tmp_path / "ds", "--name", "mine",
+                           "--push-to-hub", "bad name"], capsys)  # the argparse type of --push-to-hub refuses it
+    assert code == 2 and len(lines) == 1 and "argument --push-to-hub: REPO_ID must be" in lines[0], lines
     assert (tmp_path / "file").read_text() == "x" and not (tmp_path / "ds").exists()
 
 
 def test_named_columns_a_parquet_source_lacks(tmp_path, capsys):
     data = next(iter(good_images(1).values()))
     pq.write_table(pa.table({"image": pa.array([data], pa.binary()), "id": ["a"]}), tmp_path / "p.parquet")
-    code, lines = run(["score", tmp_path / "p.parquet", "--image-column", "img", "--out", tmp_path / "s"], capsys)
+    code, lines = run_cli(["score", tmp_path / "p.parquet", "--image-column", "img", "--out", tmp_path / "s"], capsys)
     one_line(code, lines, "score", "--image-column 'img' is not a column of")
-    code, lines = run(["score", tmp_path / "p.parquet", "--key-column", "name", "--out", tmp_path / "s"], capsys)
+    code, lines = run_cli(["score", tmp_path / "p.parquet", "--key-column", "name", "--out", tmp_path / "s"], capsys)
     one_line(code, lines, "score", "--key-column 'name' is not a column of")
     assert not (tmp_path / "s").exists()
 
@@ -99,7 +93,7 @@ def test_select_refuses_non_finite_thresholds(tmp_path, capsys):
     synthetic_scores(tmp_path / "scores", 30)
     for extra, message in ((["--max-blockiness", "inf"], "--max-blockiness must be a finite number"),
                            (["--theta", "blockiness=nan"], "--theta blockiness=nan is not a finite number")):
-        code, lines = run(["select", tmp_path / "scores", "--out", tmp_path / "sel", *extra], capsys)
+        code, lines = run_cli(["select", tmp_path / "scores", "--out", tmp_path / "sel", *extra], capsys)
         one_line(code, lines, "select", message)
     assert not (tmp_path / "sel").exists()
 
@@ -140,7 +134,7 @@ def test_unreachable_keep_warns_and_selection_json_says_what_was_kept(tmp_path, 
                                        pa.field("error", pa.string())]))
     header = {"source": {"kind": "folder", "spec": "x"}, "limit": None, "scorers": [], "columns": table.column_names}
     ScoreTable.create(tmp_path / "scores", header, [{"id": "u", "size": n, "max_records": None}]).commit("u", table)
-    assert run(["select", tmp_path / "scores", "--out", tmp_path / "sel", "--keep", "0.3"], capsys)[0] == 0
+    assert run_cli(["select", tmp_path / "scores", "--out", tmp_path / "sel", "--keep", "0.3"], capsys)[0] == 0
     assert "--keep 0.3 by sam_masks asked for 3 of 10 rows, but ties at theta=5 keep 10 (100.00%)" in caplog.text
     info = json.loads((tmp_path / "sel" / "selection.json").read_text())
     assert info["keep"] == {"fraction": 0.3, "by": "sam_masks", "better": "higher", "target_rows": 3,
