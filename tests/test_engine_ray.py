@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from image_zoo import write_zoo
 from PIL import Image
+from pipeline_helpers import good_images, rows_of, write_files
 
 from diverseg_hf import scoring
 from diverseg_hf.engines.ray import run_ray
@@ -352,3 +353,14 @@ def test_assembler_puts_rows_back_in_order_once():
                   rows(1, [1]), rows(1, [1])):  # out of order, unit 1's rows 1 and 2 delivered twice
         done.extend((uid, table.column("key").to_pylist()) for uid, table in assembler.add(batch))
     assert done == [("empty", []), ("u0", ["0-0", "0-1"]), ("u1", ["1-0", "1-1", "1-2"])]
+
+
+def test_ray_actors_resolve_a_scorer_registered_at_run_time(cluster, tmp_path, register_scorer):
+    """The cluster's setup hook does not register it: the spec's "module:Class" is enough in the actors."""
+    write_files(tmp_path / "src", good_images(6))
+    register_scorer("mean_level", "scorer_helpers:MeanLevel")
+    assert "mean_level" not in TEST_SCORERS
+    score(str(tmp_path / "src"), tmp_path / "local", ["mean_level"], progress=False)
+    score_with_ray(str(tmp_path / "src"), tmp_path / "ray", ["mean_level"], workers=1, progress=False, **RAY_OPTS)
+    local, remote = (rows_of(ScoreTable.open(tmp_path / name).read()) for name in ("local", "ray"))
+    assert remote == local and all(row["mean_level"] > 0 for row in remote)

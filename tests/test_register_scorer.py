@@ -8,8 +8,6 @@ scorer in the score table like the built-ins.
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 
 import pytest
 from pipeline_helpers import good_images, write_files
@@ -19,7 +17,6 @@ import diverseg_hf
 from diverseg_hf import scoring
 from diverseg_hf.cli import main
 from diverseg_hf.errors import DiversegError
-from diverseg_hf.score import score_with_ray
 from diverseg_hf.scoring.specs import scorer_specs
 from diverseg_hf.storage.score_table import ScoreTable
 
@@ -83,27 +80,6 @@ def test_a_module_class_name_works_from_the_cli_without_registering(src, tmp_pat
     assert main(["score", str(src), "--out", str(out), "--scorers", "scorer_helpers:MeanLevel", "--workers", "2"]) == 0
     header, rows = _table(out)
     assert header["scorers"][0]["name"] == "mean_level" and all(r["mean_level"] > 0 for r in rows.values())
-
-
-@pytest.mark.slow
-def test_ray_actors_resolve_a_registered_scorer(src, tmp_path, monkeypatch):
-    """No setup hook registers it in the Ray workers: the spec's "module:Class" is enough."""
-    ray = pytest.importorskip("ray", reason="the Ray engine needs the [ray] extra")
-    diverseg_hf.register_scorer("mean_level", "scorer_helpers:MeanLevel")
-    diverseg_hf.score(str(src), tmp_path / "local", ["mean_level"], progress=False)
-    with tempfile.TemporaryDirectory(prefix="dsr") as tmp:  # short: Ray's socket paths are length-capped
-        monkeypatch.setenv("HOME", tmp)
-        monkeypatch.setenv("RAY_TMPDIR", tmp)
-        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).parent),
-                                                                       os.environ.get("PYTHONPATH")])))
-        ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, _temp_dir=tmp,
-                 logging_level="WARNING")
-        try:
-            score_with_ray(str(src), tmp_path / "ray", ["mean_level"], workers=1, cpus_per_worker=0.5,
-                           timeout_s=120, progress=False)
-        finally:
-            ray.shutdown()
-    assert _table(tmp_path / "ray") == _table(tmp_path / "local")
 
 
 def test_a_registered_scorer_in_scorer_map_equals_the_table(src, tmp_path):
