@@ -62,3 +62,20 @@ def write_published_folder(
     )
     (root / "README.md").write_text(card)
     return root
+
+
+def phase_inputs(root: Path, published: int = 1) -> dict[str, Path]:
+    """Inputs of every writing command under ``root``: a source folder (3 images), its score table and
+    selection, and a published folder of ``published`` (1 or 2) random images."""
+    from pipeline_helpers import good_images, write_files
+
+    from diverseg_hf.score import score
+    from diverseg_hf.select import select
+
+    write_files(root / "src", good_images(3))
+    score(str(root / "src"), root / "scores", progress=False)
+    select(root / "scores", root / "sel")
+    rgb = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    images = [("a", shared_data.encode(rgb), "png"), ("b", shared_data.encode(rgb[::-1]), "png")][:published]
+    pub = write_published_folder(root / "pub", images, shards=1)
+    return {"src": root / "src", "scores": root / "scores", "sel": root / "sel", "pub": pub}

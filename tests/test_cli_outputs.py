@@ -6,15 +6,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-from pipeline_helpers import good_images, run_cli, write_files
-from sr_folder import encode, write_published_folder
+from pipeline_helpers import run_cli
+from sr_folder import phase_inputs
 
 from diverseg_hf.errors import ParameterError
 from diverseg_hf.publish.from_selection import publish
-from diverseg_hf.score import score
-from diverseg_hf.select import select
 from diverseg_hf.sr.export import export_basicsr
 
 
@@ -24,13 +21,8 @@ def listing(folder: Path) -> list[str]:
 
 @pytest.fixture
 def made(tmp_path) -> dict[str, Path]:
-    write_files(tmp_path / "src", good_images(3))
-    score(str(tmp_path / "src"), tmp_path / "scores", progress=False)
-    select(tmp_path / "scores", tmp_path / "sel")
-    rgb = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
-    pub = write_published_folder(tmp_path / "pub", [("a", encode(rgb), "png"), ("b", encode(rgb[::-1]), "png")],
-                                 shards=1)
-    return {"src": tmp_path / "src", "scores": tmp_path / "scores", "sel": tmp_path / "sel", "pub": pub}
+    """A source folder, its score table and selection, a published folder."""
+    return phase_inputs(tmp_path, published=2)
 
 
 def test_publish_into_its_source_folder_is_refused(made, capsys):

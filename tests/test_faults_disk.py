@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pipeline_helpers import good_images, run_cli, write_files
-from sr_folder import encode, write_published_folder
+from pipeline_helpers import run_cli, write_files
+from sr_folder import phase_inputs
 
 from diverseg_hf.errors import disk_problem
 from diverseg_hf.files import TEMP_GLOB
@@ -31,13 +31,8 @@ from diverseg_hf.storage.shards import TarShardWriter
 
 @pytest.fixture
 def inputs(tmp_path) -> dict[str, Path]:
-    """A source folder, its score table and selection, a published folder, a reference folder."""
-    write_files(tmp_path / "src", good_images(3))
-    score(str(tmp_path / "src"), tmp_path / "scores", progress=False)
-    select(tmp_path / "scores", tmp_path / "sel")
-    rgb = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
-    published = write_published_folder(tmp_path / "pub", [("a", encode(rgb), "png")], shards=1)
-    return {"src": tmp_path / "src", "scores": tmp_path / "scores", "sel": tmp_path / "sel", "pub": published}
+    """A source folder, its score table and selection, a published folder."""
+    return phase_inputs(tmp_path, published=1)
 
 
 def commands(inputs: dict[str, Path], out: Path) -> dict[str, list]:
