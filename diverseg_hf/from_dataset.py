@@ -43,7 +43,8 @@ from .scoring import get_scorer_class, scorer_names
 from .scoring.run import prepare_records
 from .select import select
 from .sources import Record, Source, Unit
-from .sources.base import KEY_COLUMN_NAMES, cell_record
+from .sources.base import IMAGE_COLUMN_NAMES, KEY_COLUMN_NAMES, cell_record
+from .sources.hub import undecoded
 from .storage import DatasetDir, ScoreTable, load_selection, table_schema, write_selection
 from .version import __version__
 
@@ -105,23 +106,17 @@ def _record(key: str, cell: Any, row: int) -> Record:
 
 
 def _columns(ds: Any, image_column: str | None, key_column: str | None) -> tuple[Any, str, str | None]:
-    """``ds`` with its image column giving bytes (``Image(decode=False)``), the image and key column names."""
-    import datasets
-
-    features = ds.features
-    names = list(features) if features is not None else list(next(iter(ds.take(1)), {}))
-    for param, column in (("image_column", image_column), ("key_column", key_column)):
-        if column is not None and column not in names:
-            raise ParameterError(param, f"{column!r} is not a column of the dataset ({', '.join(names)})")
-    if image_column is None:
-        images = [n for n in names if features is not None and isinstance(features[n], datasets.Image)]
-        image_column = images[0] if images else next((n for n in ("image", "img", "jpg", "png") if n in names), None)
-        if image_column is None:
-            raise DiversegError(f"the dataset has no image column among {', '.join(names)}; pass image_column=")
-    key_column = key_column or next((c for c in KEY_COLUMN_NAMES if c in names), None)
-    if features is not None and isinstance(features[image_column], datasets.Image) and features[image_column].decode:
-        ds = ds.cast_column(image_column, datasets.Image(decode=False))
-    return ds, image_column, key_column
+    """``ds`` with its image column giving bytes, the image and key column names: the image column is
+    found and cast by the one column check (:func:`~diverseg_hf.sources.hub.undecoded`)."""
+    names = list(ds.features) if ds.features is not None else list(next(iter(ds.take(1)), {}))
+    if key_column is not None and key_column not in names:
+        raise ParameterError("key_column", f"{key_column!r} is not a column of the dataset ({', '.join(names)})")
+    if ds.features is None and image_column is None:  # a stream of unknown features: the first row's names
+        image_column = next((n for n in IMAGE_COLUMN_NAMES if n in names), None)
+    if ds.features is None and image_column not in names:
+        raise DiversegError(f"the dataset has no image column among {', '.join(names)}; pass image_column=")
+    ds, image_column = undecoded(ds, image_column, "the dataset")
+    return ds, image_column, key_column or next((c for c in KEY_COLUMN_NAMES if c in names), None)
 
 
 def _scorers(names: Sequence[str]) -> list[type]:
